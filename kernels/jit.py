@@ -1,0 +1,14 @@
+"""The one Numba policy of emtool.
+
+Every kernel is compiled with ``cache=True`` so that the compile cost is paid once per
+machine, not once per process. ``fastmath`` is never used: kernels evaluate cutoffs,
+square roots and logarithms where inf/nan handling matters. ``parallel=True`` is opt-in
+per kernel; such kernels only write rows they own inside ``prange`` loops.
+"""
+import numba
+
+
+def jit(func=None, *, parallel=False):
+    """Compile ``func`` with the project's Numba options (``nopython``, ``cache=True``)."""
+    decorate = numba.njit(cache=True, parallel=parallel, error_model="numpy")
+    return decorate if func is None else decorate(func)
