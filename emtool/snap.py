@@ -1,0 +1,171 @@
+"""Bispectrum descriptors of ASE structures and their derivatives (LAMMPS ML-SNAP conventions).
+
+``bispectrum(atoms, params)`` equals LAMMPS ``compute sna/atom`` column for column;
+``bispectrum_derivatives`` gives the per-pair dB_i/dr_k that fitting rows need, and
+``snap_pair_forces`` the adjoint (Y) path for E = sum_i beta_i . B_i with per-atom beta.
+"""
+from typing import NamedTuple
+
+import numba
+import numpy as np
+
+from emtool.kernels.snap import beta_forces_kernel, bispectrum_kernel, dbdr_kernel
+from emtool.kernels.snap_basis import snap_basis
+from emtool.neighbors import neighbor_list
+from emtool.params import ParameterError
+from emtool.structure import check_structure
+
+
+class SnapPairs(NamedTuple):
+    """The neighbor pairs of a structure that enter its bispectrum.
+
+    offsets : (N+1,) int64, pairs of atom i are offsets[i]:offsets[i+1].
+    i, j : (n_pairs,) int64 central atom and neighbor (indices into the structure).
+    rij : (n_pairs, 3) float64 r_j - r_i + S.cell (Å); every |rij| < rcut.
+    rcut : (n_pairs,) float64 pair cutoff rcutfac (radelem_i + radelem_j) (Å).
+    wj : (n_pairs,) float64 weight of the neighbor's element.
+    element : (N,) int64 element index of each atom in ``params``.
+    volume : float, cell volume (Å^3), nan if a direction is not periodic.
+    """
+
+    offsets: np.ndarray
+    i: np.ndarray
+    j: np.ndarray
+    rij: np.ndarray
+    rcut: np.ndarray
+    wj: np.ndarray
+    element: np.ndarray
+    volume: float
+
+
+def element_indices(atoms, params):
+    """(N,) int64 element index of each atom; all zeros in single-species mode."""
+    if not params.elements:
+        if params.n_elements != 1:
+            raise ParameterError("several radelem/wj values need element names")
+        return np.zeros(len(atoms), np.int64)
+    lookup = {name: k for k, name in enumerate(params.elements)}
+    symbols = atoms.get_chemical_symbols()
+    unknown = sorted(set(symbols) - set(lookup))
+    if unknown:
+        raise ParameterError(f"atoms of element(s) {', '.join(unknown)} but the SNAP parameters "
+                             f"only define {', '.join(params.elements)}")
+    return np.array([lookup[s] for s in symbols], np.int64)
+
+
+def snap_pairs(atoms, params):
+    """Validate ``atoms`` and build its ``SnapPairs`` for ``params`` (a ``SnapParams``)."""
+    positions, cell, pbc = check_structure(atoms.positions, atoms.cell.array, atoms.pbc)
+    element = element_indices(atoms, params)
+    nl = neighbor_list(positions, cell, pbc, params.cutoff)
+    rcut_matrix = params.cutoff_matrix
+    rcut = rcut_matrix[element[nl.i], element[nl.j]]
+    inside = np.einsum("pk,pk->p", nl.rij, nl.rij) < rcut * rcut
+    i = nl.i[inside]
+    offsets = np.searchsorted(i, np.arange(len(atoms) + 1)).astype(np.int64)
+    wj = np.asarray(params.wj)[element[nl.j[inside]]]
+    volume = abs(np.linalg.det(cell)) if pbc.all() else float("nan")
+    return SnapPairs(offsets, i, nl.j[inside], np.ascontiguousarray(nl.rij[inside]),
+                     np.ascontiguousarray(rcut[inside]), wj, element, volume)
+
+
+def n_chunks(natoms):
+    """Parallel work chunks for a kernel: four per Numba thread."""
+    return max(1, min(natoms, 4 * numba.get_num_threads()))
+
+
+def _kernel_args(params, pairs):
+    return (snap_basis(params.twojmax), pairs.offsets, pairs.rij, pairs.rcut, pairs.wj,
+            params.rfac0, params.rmin0, params.switchflag, params.wself)
+
+
+def bispectrum_from_pairs(params, pairs):
+    """(N, D) linear bispectrum components B_i, bzero shift applied if ``params.bzeroflag``."""
+    basis = snap_basis(params.twojmax)
+    b = bispectrum_kernel(*_kernel_args(params, pairs), n_chunks(len(pairs.element)))
+    if params.bzeroflag:
+        b -= params.wself ** 3 * basis.bzero
+    return b
+
+
+def quadratic_columns(b):
+    """LAMMPS quadratic layout: for k, then l >= k: B_k^2 / 2 on the diagonal, B_k B_l off it.
+
+    b : (N, D). Returns (N, D (D+1) / 2).
+    """
+    d = b.shape[1]
+    k, l = np.triu_indices(d)
+    scale = np.where(k == l, 0.5, 1.0)
+    return b[:, k] * b[:, l] * scale
+
+
+def bispectrum(atoms, params):
+    """Bispectrum components of every atom of ``atoms`` (ASE Atoms) for ``params``.
+
+    Returns an (N, D) float64 array in the column order of LAMMPS ``compute sna/atom``;
+    with ``params.quadraticflag`` the D (D+1)/2 quadratic columns follow (N, D + D (D+1)/2).
+    Neighbors are all periodic images within the pair cutoffs.
+    """
+    b = bispectrum_from_pairs(params, snap_pairs(atoms, params))
+    if params.quadraticflag:
+        b = np.hstack([b, quadratic_columns(b)])
+    return b
+
+
+class BispectrumDerivatives(NamedTuple):
+    """Per-pair derivatives dB_i/dr_j of a structure.
+
+    i, j : (n_pairs,) int64 central atom and neighbor.
+    rij : (n_pairs, 3) Å.
+    dbdr : (n_pairs, D, 3) dB_i/dr_j (per Å); dB_i/dr_i = -sum_j dB_i/dr_j.
+    natoms : int.
+    """
+
+    i: np.ndarray
+    j: np.ndarray
+    rij: np.ndarray
+    dbdr: np.ndarray
+    natoms: int
+
+    def per_atom(self):
+        """(N, D, 3) dB/dr_k = sum_i dB_i/dr_k, the gradient of the summed descriptor.
+
+        A linear SNAP force is F_k = -beta . dB/dr_k. (LAMMPS ``compute snad/atom`` holds
+        the negative of this, split by the element of atom i.)
+        """
+        out = np.zeros((self.natoms,) + self.dbdr.shape[1:])
+        np.add.at(out, self.j, self.dbdr)
+        np.subtract.at(out, self.i, self.dbdr)
+        return out
+
+    def virial(self):
+        """(D, 3, 3) W_ab = sum_pairs dB_i/drij_a rij_b: the strain derivative of sum_i B_i."""
+        return np.einsum("pda,pb->dab", self.dbdr, self.rij)
+
+
+def bispectrum_derivatives(atoms, params):
+    """``BispectrumDerivatives`` of ``atoms`` for ``params`` (linear components only)."""
+    pairs = snap_pairs(atoms, params)
+    dbdr = dbdr_kernel(*_kernel_args(params, pairs), n_chunks(len(atoms)))
+    return BispectrumDerivatives(pairs.i, pairs.j, pairs.rij, dbdr, len(atoms))
+
+
+def snap_pair_forces(params, pairs, beta):
+    """dE_i/dr_ij for each pair, E = sum_i beta_i . B_i, beta (N, D) in eV per unit of B.
+
+    Returns (n_pairs, 3) eV/Å. ``scatter_pair_forces`` turns it into forces and virial.
+    """
+    beta = np.ascontiguousarray(beta, dtype=np.float64)
+    return beta_forces_kernel(*_kernel_args(params, pairs), beta, n_chunks(len(beta)))
+
+
+def scatter_pair_forces(natoms, i, j, rij, dedr):
+    """Forces (N, 3) and virial (3, 3) from per-pair derivatives dE/dr_ij (eV/Å).
+
+    F_i += dE/dr_ij, F_j -= dE/dr_ij; W_ab = sum_pairs dE/drij_a rij_b (eV) is the strain
+    derivative dE/d(eps_ab), so that the ASE stress is W / V.
+    """
+    forces = np.zeros((natoms, 3))
+    np.add.at(forces, i, dedr)
+    np.subtract.at(forces, j, dedr)
+    return forces, dedr.T @ rij

@@ -1,0 +1,497 @@
+"""SNAP bispectrum kernels: U, Z, B, the adjoint Y, forces and per-pair dB/dr.
+
+Conventions are those of LAMMPS ML-SNAP (``sna.cpp``, Thompson et al., J. Comput. Phys.
+285, 316 (2015)); labels are doubled integers and the tables come from ``snap_basis``.
+
+For atom i with neighbors k (displacements r_ik = r_k - r_i, Å, |r_ik| < rcut_ik):
+
+    U_j = wself * I + sum_k f_c(r_ik) w_k u_j(r_ik)                      (paper Eq. 5)
+    Z_{j1 j2 j} = U_j1 (x)_{j1 j2}^{j} U_j2        (Clebsch–Gordan product)
+    B_{j1 j2 j} = 2 * sum over the unique half of layer j of Re(conj(U_j) . Z_{j1 j2 j})
+
+u_j are Wigner U-matrices of the point (psi, theta, phi) on S^3 with
+psi = rfac0 * pi * (r - rmin0) / (rcut - rmin0), built by the VMK 4.8.2 recursion; f_c is
+the cosine switching function (switchflag 1) or 1 (switchflag 0).
+
+Forces use the adjoint path: for per-atom coefficients beta_i (eV), E = sum_i beta_i . B_i,
+Y_i = sum_jjz beta_i[y_jjb] * y_factor * Z (once per atom) and dE_i/dr_ik = 2 * sum over the
+unique half of Re(conj(dU_j/dr_ik) . Y_j) (one contraction per neighbor). Kernels return
+that derivative per pair; the Python layer scatters it: F_i += dE_i/dr_ik, F_k -= dE_i/dr_ik.
+
+Atoms are processed in parallel chunks (``prange``); every chunk owns the rows it writes.
+"""
+import numpy as np
+from numba import prange
+
+from emtool.kernels.jit import jit
+
+PI = np.pi
+
+
+@jit
+def _switch(r, rcut, rmin0, switchflag):
+    """Cutoff function f_c(r) and its derivative (1/Å); LAMMPS compute_sfac/compute_dsfac."""
+    if switchflag == 0:
+        return 1.0, 0.0
+    if r <= rmin0:
+        return 1.0, 0.0
+    if r > rcut:
+        return 0.0, 0.0
+    scale = PI / (rcut - rmin0)
+    return 0.5 * (np.cos((r - rmin0) * scale) + 1.0), -0.5 * np.sin((r - rmin0) * scale) * scale
+
+
+@jit
+def _u_layers(basis, x, y, z, z0, r, u_r, u_i):
+    """Wigner U-matrices of one neighbor, all layers j = 0..twojmax (full (j+1)^2 blocks).
+
+    (x, y, z) = r_ik (Å), r = |r_ik|, z0 = r / tan(psi). Fills u_r, u_i (idxu_max,).
+    """
+    rootpq = basis.rootpq
+    idxu_block = basis.idxu_block
+    r0inv = 1.0 / np.sqrt(r * r + z0 * z0)
+    a_r = r0inv * z0
+    a_i = -r0inv * z
+    b_r = r0inv * y
+    b_i = -r0inv * x
+    u_r[0] = 1.0
+    u_i[0] = 0.0
+    for j in range(1, basis.twojmax + 1):
+        jju = idxu_block[j]
+        jjup = idxu_block[j - 1]
+        for mb in range(j // 2 + 1):
+            u_r[jju] = 0.0
+            u_i[jju] = 0.0
+            for ma in range(j):
+                rootpq_a = rootpq[j - ma, j - mb]
+                up_r = u_r[jjup]
+                up_i = u_i[jjup]
+                u_r[jju] += rootpq_a * (a_r * up_r + a_i * up_i)
+                u_i[jju] += rootpq_a * (a_r * up_i - a_i * up_r)
+                rootpq_b = rootpq[ma + 1, j - mb]
+                u_r[jju + 1] = -rootpq_b * (b_r * up_r + b_i * up_i)
+                u_i[jju + 1] = -rootpq_b * (b_r * up_i - b_i * up_r)
+                jju += 1
+                jjup += 1
+            jju += 1
+        _mirror_layer(idxu_block[j], j, u_r, u_i)
+
+
+@jit
+def _mirror_layer(start, j, u_r, u_i):
+    """Fill rows 2*mb > j of a layer from the half 2*mb <= j: u[j-ma][j-mb] = (-1)^(ma-mb) conj u[ma][mb]."""
+    jju = start
+    jjup = start + (j + 1) * (j + 1) - 1
+    mbpar = 1
+    for mb in range(j // 2 + 1):
+        mapar = mbpar
+        for ma in range(j + 1):
+            if mapar == 1:
+                u_r[jjup] = u_r[jju]
+                u_i[jjup] = -u_i[jju]
+            else:
+                u_r[jjup] = -u_r[jju]
+                u_i[jjup] = u_i[jju]
+            mapar = -mapar
+            jju += 1
+            jjup -= 1
+        mbpar = -mbpar
+
+
+@jit
+def _du_layers(basis, x, y, z, z0, r, dz0dr, u_r, u_i, du_r, du_i):
+    """dU/dr_ik (unscaled by f_c) of one neighbor, all layers; du_r, du_i are (idxu_max, 3).
+
+    Needs u_r, u_i of the same neighbor from ``_u_layers``.
+    """
+    rootpq = basis.rootpq
+    idxu_block = basis.idxu_block
+    rinv = 1.0 / r
+    ux = x * rinv
+    uy = y * rinv
+    uz = z * rinv
+    r0inv = 1.0 / np.sqrt(r * r + z0 * z0)
+    a_r = z0 * r0inv
+    a_i = -z * r0inv
+    b_r = y * r0inv
+    b_i = -x * r0inv
+    dr0invdr = -(r0inv ** 3) * (r + z0 * dz0dr)
+    da_r = np.empty(3)
+    da_i = np.empty(3)
+    db_r = np.empty(3)
+    db_i = np.empty(3)
+    unit = (ux, uy, uz)
+    for k in range(3):
+        dr0inv = dr0invdr * unit[k]
+        da_r[k] = dz0dr * unit[k] * r0inv + z0 * dr0inv
+        da_i[k] = -z * dr0inv
+        db_r[k] = y * dr0inv
+        db_i[k] = -x * dr0inv
+    da_i[2] += -r0inv
+    db_i[0] += -r0inv
+    db_r[1] += r0inv
+    for k in range(3):
+        du_r[0, k] = 0.0
+        du_i[0, k] = 0.0
+    for j in range(1, basis.twojmax + 1):
+        jju = idxu_block[j]
+        jjup = idxu_block[j - 1]
+        for mb in range(j // 2 + 1):
+            for k in range(3):
+                du_r[jju, k] = 0.0
+                du_i[jju, k] = 0.0
+            for ma in range(j):
+                rootpq_a = rootpq[j - ma, j - mb]
+                rootpq_b = rootpq[ma + 1, j - mb]
+                up_r = u_r[jjup]
+                up_i = u_i[jjup]
+                for k in range(3):
+                    dup_r = du_r[jjup, k]
+                    dup_i = du_i[jjup, k]
+                    du_r[jju, k] += rootpq_a * (da_r[k] * up_r + da_i[k] * up_i
+                                                + a_r * dup_r + a_i * dup_i)
+                    du_i[jju, k] += rootpq_a * (da_r[k] * up_i - da_i[k] * up_r
+                                                + a_r * dup_i - a_i * dup_r)
+                    du_r[jju + 1, k] = -rootpq_b * (db_r[k] * up_r + db_i[k] * up_i
+                                                    + b_r * dup_r + b_i * dup_i)
+                    du_i[jju + 1, k] = -rootpq_b * (db_r[k] * up_i - db_i[k] * up_r
+                                                    + b_r * dup_i - b_i * dup_r)
+                jju += 1
+                jjup += 1
+            jju += 1
+        jju = idxu_block[j]
+        jjup = jju + (j + 1) * (j + 1) - 1
+        mbpar = 1
+        for mb in range(j // 2 + 1):
+            mapar = mbpar
+            for ma in range(j + 1):
+                for k in range(3):
+                    if mapar == 1:
+                        du_r[jjup, k] = du_r[jju, k]
+                        du_i[jjup, k] = -du_i[jju, k]
+                    else:
+                        du_r[jjup, k] = -du_r[jju, k]
+                        du_i[jjup, k] = du_i[jju, k]
+                mapar = -mapar
+                jju += 1
+                jjup -= 1
+            mbpar = -mbpar
+
+
+@jit
+def _angles(x, y, z, rcut, rfac0, rmin0):
+    """r = |r_ik|, z0 = r / tan(theta0) and dz0/dr for theta0 = rfac0 pi (r - rmin0)/(rcut - rmin0)."""
+    r = np.sqrt(x * x + y * y + z * z)
+    rscale0 = rfac0 * PI / (rcut - rmin0)
+    theta0 = (r - rmin0) * rscale0
+    cs = np.cos(theta0)
+    sn = np.sin(theta0)
+    z0 = r * cs / sn
+    dz0dr = z0 / r - (r * rscale0) * (r * r + z0 * z0) / (r * r)
+    return r, z0, dz0dr
+
+
+@jit
+def _u_total(basis, rij, rcut, wj, start, stop, rfac0, rmin0, switchflag, wself,
+             u_nbr_r, u_nbr_i, utot_r, utot_i):
+    """U of one atom from its neighbor pairs start:stop; keeps each neighbor's u in u_nbr_*.
+
+    utot_r, utot_i (idxu_max,) get wself on the diagonals plus sum_k f_c w_k u(r_ik), all rows.
+    u_nbr_r, u_nbr_i (>= stop-start, idxu_max) get the unscaled u of each neighbor.
+    """
+    idxu_block = basis.idxu_block
+    for jju in range(basis.idxu_max):
+        utot_r[jju] = 0.0
+        utot_i[jju] = 0.0
+    for j in range(basis.twojmax + 1):
+        for ma in range(j + 1):
+            utot_r[idxu_block[j] + (j + 1) * ma + ma] = wself
+    for p in range(start, stop):
+        n = p - start
+        x = rij[p, 0]
+        y = rij[p, 1]
+        z = rij[p, 2]
+        r, z0, _ = _angles(x, y, z, rcut[p], rfac0, rmin0)
+        _u_layers(basis, x, y, z, z0, r, u_nbr_r[n], u_nbr_i[n])
+        sfac = _switch(r, rcut[p], rmin0, switchflag)[0] * wj[p]
+        for j in range(basis.twojmax + 1):
+            first = idxu_block[j]
+            for jju in range(first, first + (j // 2 + 1) * (j + 1)):
+                utot_r[jju] += sfac * u_nbr_r[n, jju]
+                utot_i[jju] += sfac * u_nbr_i[n, jju]
+    for j in range(1, basis.twojmax + 1):
+        _mirror_layer(idxu_block[j], j, utot_r, utot_i)
+
+
+@jit
+def _z_element(basis, jjz, utot_r, utot_i):
+    """One Clebsch–Gordan product Z_{j1 j2 j}(ma, mb) (row jjz of basis.idxz); returns (Re, Im)."""
+    row = basis.idxz[jjz]
+    j1 = row[0]
+    j2 = row[1]
+    j = row[2]
+    ma1min = row[3]
+    ma2max = row[4]
+    na = row[5]
+    mb1min = row[6]
+    mb2max = row[7]
+    nb = row[8]
+    cg = basis.cglist
+    icg0 = basis.idxcg_block[j1, j2, j]
+    jju1 = basis.idxu_block[j1] + (j1 + 1) * mb1min
+    jju2 = basis.idxu_block[j2] + (j2 + 1) * mb2max
+    icgb = mb1min * (j2 + 1) + mb2max
+    z_r = 0.0
+    z_i = 0.0
+    for ib in range(nb):
+        sum_r = 0.0
+        sum_i = 0.0
+        ma1 = jju1 + ma1min
+        ma2 = jju2 + ma2max
+        icga = icg0 + ma1min * (j2 + 1) + ma2max
+        for ia in range(na):
+            c = cg[icga]
+            u1r = utot_r[ma1]
+            u1i = utot_i[ma1]
+            u2r = utot_r[ma2]
+            u2i = utot_i[ma2]
+            sum_r += c * (u1r * u2r - u1i * u2i)
+            sum_i += c * (u1r * u2i + u1i * u2r)
+            ma1 += 1
+            ma2 -= 1
+            icga += j2
+        c = cg[icg0 + icgb]
+        z_r += c * sum_r
+        z_i += c * sum_i
+        jju1 += j1 + 1
+        jju2 -= j2 + 1
+        icgb += j2
+    return z_r, z_i
+
+
+@jit
+def _bispectrum_from_u(basis, utot_r, utot_i, out):
+    """B_{j1 j2 j} (without the bzero shift) of one atom into out (D,)."""
+    half = basis.half_weight
+    for jjb in range(basis.idxb.shape[0]):
+        j1 = basis.idxb[jjb, 0]
+        j2 = basis.idxb[jjb, 1]
+        j = basis.idxb[jjb, 2]
+        jjz = basis.idxz_block[j1, j2, j]
+        jju = basis.idxu_block[j]
+        total = 0.0
+        for mb in range(j // 2 + 1):
+            for ma in range(j + 1):
+                w = half[jju]
+                if w != 0.0:
+                    z_r, z_i = _z_element(basis, jjz, utot_r, utot_i)
+                    total += w * (utot_r[jju] * z_r + utot_i[jju] * z_i)
+                jjz += 1
+                jju += 1
+        out[jjb] = 2.0 * total
+
+
+@jit
+def _y_from_u(basis, utot_r, utot_i, beta, y_r, y_i):
+    """Adjoint Y_j = sum over Z rows of beta[y_jjb] * y_factor * Z, unique half; y_* (idxu_max,)."""
+    for jju in range(basis.idxu_max):
+        y_r[jju] = 0.0
+        y_i[jju] = 0.0
+    for jjz in range(basis.idxz.shape[0]):
+        coef = beta[basis.y_jjb[jjz]] * basis.y_factor[jjz]
+        z_r, z_i = _z_element(basis, jjz, utot_r, utot_i)
+        jju = basis.idxz[jjz, 9]
+        y_r[jju] += coef * z_r
+        y_i[jju] += coef * z_i
+
+
+@jit
+def _z_all(basis, utot_r, utot_i, z_r, z_i):
+    """Every Z row of one atom into z_r, z_i (idxz_max,)."""
+    for jjz in range(basis.idxz.shape[0]):
+        z_r[jjz], z_i[jjz] = _z_element(basis, jjz, utot_r, utot_i)
+
+
+@jit
+def _scaled_du(basis, x, y, z, rcut, wj, rfac0, rmin0, switchflag, u_r, u_i, du_r, du_i):
+    """d(f_c w u)/dr_ik of one neighbor (unique half valid) into du_r, du_i (idxu_max, 3)."""
+    r, z0, dz0dr = _angles(x, y, z, rcut, rfac0, rmin0)
+    _du_layers(basis, x, y, z, z0, r, dz0dr, u_r, u_i, du_r, du_i)
+    sfac, dsfac = _switch(r, rcut, rmin0, switchflag)
+    sfac *= wj
+    dsfac *= wj
+    unit = (x / r, y / r, z / r)
+    half = basis.half_weight
+    for jju in range(basis.idxu_max):
+        if half[jju] != 0.0:
+            for k in range(3):
+                du_r[jju, k] = dsfac * u_r[jju] * unit[k] + sfac * du_r[jju, k]
+                du_i[jju, k] = dsfac * u_i[jju] * unit[k] + sfac * du_i[jju, k]
+
+
+@jit
+def _half_dot(basis, du_r, du_i, first_u, z_r, z_i, first_z, j, out):
+    """out[k] = 2 * sum over the unique half of layer j of Re(conj(dU[., k]) . Z)."""
+    half = basis.half_weight
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    n = (j // 2 + 1) * (j + 1)
+    for t in range(n):
+        w = half[first_u + t]
+        if w != 0.0:
+            zr = w * z_r[first_z + t]
+            zi = w * z_i[first_z + t]
+            s0 += du_r[first_u + t, 0] * zr + du_i[first_u + t, 0] * zi
+            s1 += du_r[first_u + t, 1] * zr + du_i[first_u + t, 1] * zi
+            s2 += du_r[first_u + t, 2] * zr + du_i[first_u + t, 2] * zi
+    out[0] = 2.0 * s0
+    out[1] = 2.0 * s1
+    out[2] = 2.0 * s2
+
+
+@jit
+def _dedr(basis, du_r, du_i, y_r, y_i, out):
+    """dE_i/dr_ik (3,) = 2 sum_half Re(conj(dU) . Y) over all layers."""
+    half = basis.half_weight
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    for jju in range(basis.idxu_max):
+        w = half[jju]
+        if w != 0.0:
+            yr = w * y_r[jju]
+            yi = w * y_i[jju]
+            s0 += du_r[jju, 0] * yr + du_i[jju, 0] * yi
+            s1 += du_r[jju, 1] * yr + du_i[jju, 1] * yi
+            s2 += du_r[jju, 2] * yr + du_i[jju, 2] * yi
+    out[0] = 2.0 * s0
+    out[1] = 2.0 * s1
+    out[2] = 2.0 * s2
+
+
+@jit(parallel=True)
+def bispectrum_kernel(basis, offsets, rij, rcut, wj, rfac0, rmin0, switchflag, wself, nchunk):
+    """Bispectrum components of every atom, before the bzero shift.
+
+    offsets : (N+1,) int64 CSR bounds: the neighbors of atom i are pairs offsets[i]:offsets[i+1].
+    rij : (n_pairs, 3) displacement to each neighbor, Å (every pair inside its cutoff).
+    rcut, wj : (n_pairs,) pair cutoff (Å) and neighbor weight.
+    rfac0, rmin0, switchflag, wself : SNAP parameters (see ``emtool.SnapParams``).
+    nchunk : number of parallel work chunks (>= 1, <= N); each allocates its own workspace.
+    Returns B : (N, D) float64.
+    """
+    natoms = offsets.shape[0] - 1
+    ncoeff = basis.idxb.shape[0]
+    out = np.zeros((natoms, ncoeff))
+    max_nbr = 1
+    for i in range(natoms):
+        max_nbr = max(max_nbr, offsets[i + 1] - offsets[i])
+    nchunk = max(1, min(nchunk, natoms))
+    for c in prange(nchunk):
+        u_nbr_r = np.empty((max_nbr, basis.idxu_max))
+        u_nbr_i = np.empty((max_nbr, basis.idxu_max))
+        utot_r = np.empty(basis.idxu_max)
+        utot_i = np.empty(basis.idxu_max)
+        for i in range(c * natoms // nchunk, (c + 1) * natoms // nchunk):
+            _u_total(basis, rij, rcut, wj, offsets[i], offsets[i + 1], rfac0, rmin0,
+                     switchflag, wself, u_nbr_r, u_nbr_i, utot_r, utot_i)
+            _bispectrum_from_u(basis, utot_r, utot_i, out[i])
+    return out
+
+
+@jit(parallel=True)
+def beta_forces_kernel(basis, offsets, rij, rcut, wj, rfac0, rmin0, switchflag, wself, beta,
+                       nchunk):
+    """dE_i/dr_ik for every pair, for E = sum_i beta_i . B_i with per-atom beta (N, D) (eV).
+
+    Arguments as in ``bispectrum_kernel``. Returns dedr : (n_pairs, 3) eV/Å; forces follow
+    as F_i += dedr[p], F_k -= dedr[p] for each pair p = (i, k).
+    """
+    natoms = offsets.shape[0] - 1
+    dedr = np.zeros((rij.shape[0], 3))
+    max_nbr = 1
+    for i in range(natoms):
+        max_nbr = max(max_nbr, offsets[i + 1] - offsets[i])
+    nchunk = max(1, min(nchunk, natoms))
+    for c in prange(nchunk):
+        u_nbr_r = np.empty((max_nbr, basis.idxu_max))
+        u_nbr_i = np.empty((max_nbr, basis.idxu_max))
+        utot_r = np.empty(basis.idxu_max)
+        utot_i = np.empty(basis.idxu_max)
+        y_r = np.empty(basis.idxu_max)
+        y_i = np.empty(basis.idxu_max)
+        du_r = np.empty((basis.idxu_max, 3))
+        du_i = np.empty((basis.idxu_max, 3))
+        for i in range(c * natoms // nchunk, (c + 1) * natoms // nchunk):
+            start = offsets[i]
+            stop = offsets[i + 1]
+            if stop == start:
+                continue
+            _u_total(basis, rij, rcut, wj, start, stop, rfac0, rmin0, switchflag, wself,
+                     u_nbr_r, u_nbr_i, utot_r, utot_i)
+            _y_from_u(basis, utot_r, utot_i, beta[i], y_r, y_i)
+            for p in range(start, stop):
+                n = p - start
+                _scaled_du(basis, rij[p, 0], rij[p, 1], rij[p, 2], rcut[p], wj[p], rfac0,
+                           rmin0, switchflag, u_nbr_r[n], u_nbr_i[n], du_r, du_i)
+                _dedr(basis, du_r, du_i, y_r, y_i, dedr[p])
+    return dedr
+
+
+@jit(parallel=True)
+def dbdr_kernel(basis, offsets, rij, rcut, wj, rfac0, rmin0, switchflag, wself, nchunk):
+    """Per-pair derivatives dB_i/dr_ik (LAMMPS compute_dbidrj), for fitting rows.
+
+    Arguments as in ``bispectrum_kernel``. Returns dbdr : (n_pairs, D, 3) (units of B per Å).
+    dB_i/dr_i = -sum_k dB_i/dr_ik.
+    """
+    natoms = offsets.shape[0] - 1
+    ncoeff = basis.idxb.shape[0]
+    idxz_max = basis.idxz.shape[0]
+    dbdr = np.zeros((rij.shape[0], ncoeff, 3))
+    max_nbr = 1
+    for i in range(natoms):
+        max_nbr = max(max_nbr, offsets[i + 1] - offsets[i])
+    nchunk = max(1, min(nchunk, natoms))
+    for c in prange(nchunk):
+        u_nbr_r = np.empty((max_nbr, basis.idxu_max))
+        u_nbr_i = np.empty((max_nbr, basis.idxu_max))
+        utot_r = np.empty(basis.idxu_max)
+        utot_i = np.empty(basis.idxu_max)
+        z_r = np.empty(idxz_max)
+        z_i = np.empty(idxz_max)
+        du_r = np.empty((basis.idxu_max, 3))
+        du_i = np.empty((basis.idxu_max, 3))
+        term = np.empty(3)
+        for i in range(c * natoms // nchunk, (c + 1) * natoms // nchunk):
+            start = offsets[i]
+            stop = offsets[i + 1]
+            if stop == start:
+                continue
+            _u_total(basis, rij, rcut, wj, start, stop, rfac0, rmin0, switchflag, wself,
+                     u_nbr_r, u_nbr_i, utot_r, utot_i)
+            _z_all(basis, utot_r, utot_i, z_r, z_i)
+            for p in range(start, stop):
+                n = p - start
+                _scaled_du(basis, rij[p, 0], rij[p, 1], rij[p, 2], rcut[p], wj[p], rfac0,
+                           rmin0, switchflag, u_nbr_r[n], u_nbr_i[n], du_r, du_i)
+                for jjb in range(ncoeff):
+                    j1 = basis.idxb[jjb, 0]
+                    j2 = basis.idxb[jjb, 1]
+                    j = basis.idxb[jjb, 2]
+                    _half_dot(basis, du_r, du_i, basis.idxu_block[j], z_r, z_i,
+                              basis.idxz_block[j1, j2, j], j, term)
+                    for k in range(3):
+                        dbdr[p, jjb, k] = term[k]
+                    fac1 = (j + 1) / (j1 + 1.0)
+                    _half_dot(basis, du_r, du_i, basis.idxu_block[j1], z_r, z_i,
+                              basis.idxz_block[j, j2, j1], j1, term)
+                    for k in range(3):
+                        dbdr[p, jjb, k] += fac1 * term[k]
+                    fac2 = (j + 1) / (j2 + 1.0)
+                    _half_dot(basis, du_r, du_i, basis.idxu_block[j2], z_r, z_i,
+                              basis.idxz_block[j, j1, j2], j2, term)
+                    for k in range(3):
+                        dbdr[p, jjb, k] += fac2 * term[k]
+    return dbdr

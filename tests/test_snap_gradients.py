@@ -1,0 +1,113 @@
+"""SNAP derivatives against central finite differences, and invariances of B."""
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from conftest import displaced_bcc, random_box
+from emtool import SnapParams
+from emtool.snap import (bispectrum, bispectrum_derivatives, scatter_pair_forces, snap_pair_forces,
+                         snap_pairs)
+
+
+def beta_energy(atoms, params, beta):
+    return float(np.sum(beta * bispectrum(atoms, params)))
+
+
+def beta_forces_stress(atoms, params, beta):
+    pairs = snap_pairs(atoms, params)
+    dedr = snap_pair_forces(params, pairs, beta)
+    forces, virial = scatter_pair_forces(len(atoms), pairs.i, pairs.j, pairs.rij, dedr)
+    return forces, virial / atoms.get_volume()
+
+
+def strained(atoms, eps):
+    out = atoms.copy()
+    out.set_cell(atoms.cell.array @ (np.eye(3) + eps).T, scale_atoms=True)
+    return out
+
+
+@pytest.mark.parametrize("twojmax", [2, 5, 8])
+def test_beta_forces_and_stress_match_finite_differences(twojmax):
+    atoms = random_box(11, natoms=12, volume_per_atom=15.9, tetragonal=False)
+    params = SnapParams(twojmax=twojmax, rcutfac=4.73, bzeroflag=0)
+    beta = np.random.default_rng(2).normal(size=(len(atoms), params.ncoeff))
+    forces, stress = beta_forces_stress(atoms, params, beta)
+    h = 1e-5
+    fd = np.zeros_like(forces)
+    for a in range(len(atoms)):
+        for k in range(3):
+            plus, minus = atoms.copy(), atoms.copy()
+            plus.positions[a, k] += h
+            minus.positions[a, k] -= h
+            fd[a, k] = -(beta_energy(plus, params, beta) - beta_energy(minus, params, beta)) / (2 * h)
+    scale = np.abs(fd).max()
+    np.testing.assert_allclose(forces, fd, atol=1e-6 * scale)
+    fd_stress = np.zeros((3, 3))
+    for a in range(3):
+        for b in range(3):
+            eps = np.zeros((3, 3))
+            eps[a, b] = h
+            fd_stress[a, b] = (beta_energy(strained(atoms, eps), params, beta)
+                               - beta_energy(strained(atoms, -eps), params, beta)) / (2 * h)
+    fd_stress /= atoms.get_volume()
+    np.testing.assert_allclose(stress, fd_stress, atol=1e-6 * np.abs(fd_stress).max())
+
+
+def test_per_pair_derivatives_match_finite_differences():
+    atoms = displaced_bcc(3, repeat=(1, 1, 2), amplitude=0.2)
+    params = SnapParams(twojmax=6, rcutfac=4.73)
+    der = bispectrum_derivatives(atoms, params)
+    grad = der.per_atom()
+    h = 1e-5
+    for a in (0, 3):
+        for k in range(3):
+            plus, minus = atoms.copy(), atoms.copy()
+            plus.positions[a, k] += h
+            minus.positions[a, k] -= h
+            fd = (bispectrum(plus, params) - bispectrum(minus, params)).sum(0) / (2 * h)
+            np.testing.assert_allclose(grad[a, :, k], fd, atol=1e-6 * np.abs(fd).max())
+    eps = np.zeros((3, 3))
+    eps[0, 2] = h
+    fd = (bispectrum(strained(atoms, eps), params) - bispectrum(strained(atoms, -eps), params)).sum(0)
+    np.testing.assert_allclose(der.virial()[:, 0, 2], fd / (2 * h), atol=1e-6 * np.abs(fd / h).max())
+
+
+def test_adjoint_forces_equal_contracted_derivatives():
+    atoms = random_box(5)
+    params = SnapParams(twojmax=8)
+    beta = np.random.default_rng(0).normal(size=(len(atoms), params.ncoeff))
+    pairs = snap_pairs(atoms, params)
+    dedr = snap_pair_forces(params, pairs, beta)
+    der = bispectrum_derivatives(atoms, params)
+    np.testing.assert_allclose(dedr, np.einsum("pdk,pd->pk", der.dbdr, beta[der.i]),
+                               atol=1e-10 * np.abs(dedr).max())
+
+
+def test_bispectrum_invariances():
+    atoms = random_box(21, tetragonal=False)
+    params = SnapParams(twojmax=8)
+    b = bispectrum(atoms, params)
+    tol = dict(rtol=1e-10, atol=1e-10 * np.abs(b).max())
+    rotated = atoms.copy()
+    rot = Rotation.random(random_state=4).as_matrix()
+    rotated.set_cell(atoms.cell.array @ rot.T)
+    rotated.positions = atoms.positions @ rot.T
+    np.testing.assert_allclose(bispectrum(rotated, params), b, **tol)
+    moved = atoms.copy()
+    moved.positions += [0.37, -1.2, 2.9]
+    np.testing.assert_allclose(bispectrum(moved, params), b, **tol)
+    imaged = atoms.copy()
+    imaged.positions[::3] += atoms.cell.array[0] - 2 * atoms.cell.array[2]
+    np.testing.assert_allclose(bispectrum(imaged, params), b, **tol)
+    order = np.random.default_rng(1).permutation(len(atoms))
+    np.testing.assert_allclose(bispectrum(atoms[order], params), b[order], **tol)
+
+
+def test_isolated_atom_and_bzero():
+    from ase import Atoms
+    atoms = Atoms("W", positions=[[0, 0, 0]], cell=[30, 30, 30], pbc=True)
+    b0 = bispectrum(atoms, SnapParams(twojmax=6, bzeroflag=0))
+    b1 = bispectrum(atoms, SnapParams(twojmax=6, bzeroflag=1))
+    from emtool.kernels.snap_basis import snap_basis
+    np.testing.assert_allclose(b0[0], snap_basis(6).idxb[:, 2] + 1.0, rtol=1e-14)
+    np.testing.assert_allclose(b1, 0, atol=1e-12)
