@@ -1,4 +1,23 @@
-"""emtool: entropy-optimized training sets for machine-learned interatomic potentials."""
+"""emtool: entropy-optimized training sets for machine-learned interatomic potentials.
+
+Public API (stable names): ``SnapParams``, ``bispectrum``, ``bispectrum_derivatives``,
+``calculator``, ``SnapPotential``.
+"""
 from emtool.params import ParameterError, SnapParams, n_bispectrum
+from emtool.snap import bispectrum, bispectrum_derivatives
+from emtool.structure import StructureError
 
 __version__ = "0.1.0"
+
+
+def calculator(spec):
+    """An ASE calculator for the potential named by ``spec`` (see ``emtool.calculators``)."""
+    from emtool.calculators import calculator as _calculator
+    return _calculator(spec)
+
+
+def __getattr__(name):
+    if name == "SnapPotential":
+        from emtool.snap_model import SnapPotential
+        return SnapPotential
+    raise AttributeError(f"module 'emtool' has no attribute {name!r}")

@@ -139,8 +139,12 @@ class BispectrumDerivatives(NamedTuple):
         return out
 
     def virial(self):
-        """(D, 3, 3) W_ab = sum_pairs dB_i/drij_a rij_b: the strain derivative of sum_i B_i."""
-        return np.einsum("pda,pb->dab", self.dbdr, self.rij)
+        """(D, 3, 3) descriptor virial W_ab = -sum_pairs dB_i/drij_a rij_b.
+
+        It is minus the strain derivative of sum_i B_i, so a linear SNAP model has the virial
+        beta . W and the ASE stress -beta . W / V (the convention of ``scatter_pair_forces``).
+        """
+        return -np.einsum("pda,pb->dab", self.dbdr, self.rij)
 
 
 def bispectrum_derivatives(atoms, params):
@@ -162,10 +166,11 @@ def snap_pair_forces(params, pairs, beta):
 def scatter_pair_forces(natoms, i, j, rij, dedr):
     """Forces (N, 3) and virial (3, 3) from per-pair derivatives dE/dr_ij (eV/Å).
 
-    F_i += dE/dr_ij, F_j -= dE/dr_ij; W_ab = sum_pairs dE/drij_a rij_b (eV) is the strain
-    derivative dE/d(eps_ab), so that the ASE stress is W / V.
+    F_i += dE/dr_ij, F_j -= dE/dr_ij. The virial W_ab = -sum_pairs dE/drij_a rij_b (eV) is
+    sum r_ij (x) f_j (LAMMPS's convention, positive under compression); the ASE stress is
+    -W / V = (1/V) dE/d(strain).
     """
     forces = np.zeros((natoms, 3))
     np.add.at(forces, i, dedr)
     np.subtract.at(forces, j, dedr)
-    return forces, dedr.T @ rij
+    return forces, -(dedr.T @ rij)

@@ -17,7 +17,7 @@ def beta_forces_stress(atoms, params, beta):
     pairs = snap_pairs(atoms, params)
     dedr = snap_pair_forces(params, pairs, beta)
     forces, virial = scatter_pair_forces(len(atoms), pairs.i, pairs.j, pairs.rij, dedr)
-    return forces, virial / atoms.get_volume()
+    return forces, -virial / atoms.get_volume()
 
 
 def strained(atoms, eps):
@@ -69,7 +69,7 @@ def test_per_pair_derivatives_match_finite_differences():
     eps = np.zeros((3, 3))
     eps[0, 2] = h
     fd = (bispectrum(strained(atoms, eps), params) - bispectrum(strained(atoms, -eps), params)).sum(0)
-    np.testing.assert_allclose(der.virial()[:, 0, 2], fd / (2 * h), atol=1e-6 * np.abs(fd / h).max())
+    np.testing.assert_allclose(-der.virial()[:, 0, 2], fd / (2 * h), atol=1e-6 * np.abs(fd / h).max())
 
 
 def test_adjoint_forces_equal_contracted_derivatives():

@@ -1,0 +1,138 @@
+"""SNAP grind times against LAMMPS, TestSNAP style.
+
+Fixed input: 2000-atom BCC W (10x10x10 cubic cells, a = 3.1652 Å, 0.05 Å Gaussian
+displacements), R = 4.73442 Å (26 neighbors per atom). For twojmax 6 and 8, three stages,
+each as µs per atom, best of --repeats, after JIT warm-up (compile time reported apart):
+
+- B: bispectrum of every atom           vs LAMMPS ``compute sna/atom``
+- forces: linear SNAP energy + forces   vs LAMMPS ``pair_style snap`` (energy every step)
+- dB/dr: per-atom descriptor gradients  vs LAMMPS ``compute snad/atom``
+
+emtool is timed twice: the kernel on a prebuilt neighbor list (what LAMMPS times, its
+neighbor list is built once in setup) and end to end from ASE Atoms. Threads: 1, then 2.
+
+Run: python bench/bench_snap.py [--repeats 5] [--steps 5]
+"""
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+from ase.build import bulk
+
+from emtool import SnapParams
+from emtool.kernels.snap import beta_forces_kernel, bispectrum_kernel, dbdr_kernel
+from emtool.kernels.snap_basis import snap_basis
+from emtool.lammps import open_lammps, setup_atoms
+from emtool.snap import bispectrum_derivatives, n_chunks, snap_pairs
+from emtool.snap_model import SnapPotential
+
+RCUTFAC = 4.73442
+
+
+def structure():
+    atoms = bulk("W", "bcc", a=3.1652, cubic=True).repeat((10, 10, 10))
+    atoms.positions += np.random.default_rng(0).normal(scale=0.05, size=atoms.positions.shape)
+    return atoms
+
+
+def best_time(func, repeats):
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        func()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def lammps_time(atoms, commands, steps, repeats):
+    """Seconds per step of ``run steps`` with ``commands`` defined (setup excluded)."""
+    lmp = open_lammps()
+    try:
+        setup_atoms(lmp, atoms)
+        lmp.commands_list(commands + ["thermo 1", "run 0 post no"])
+        return best_time(lambda: lmp.command(f"run {steps} pre no post no"), repeats) / steps
+    finally:
+        lmp.close()
+
+
+def lammps_stages(atoms, twojmax, model_stem, steps, repeats):
+    sna = f"{RCUTFAC} 0.99363 {twojmax} 0.5 1.0 rmin0 0 bzeroflag 0"
+    zero = [f"pair_style zero {RCUTFAC}", "pair_coeff * *", "neighbor 0.0 bin"]
+    b = lammps_time(atoms, zero + [f"compute b all sna/atom {sna}",
+                                   "compute s all reduce sum c_b[1]",
+                                   "thermo_style custom step c_s"], steps, repeats)
+    f = lammps_time(atoms, ["pair_style snap", f"pair_coeff * * {model_stem}.snapcoeff "
+                            f"{model_stem}.snapparam W", "neighbor 0.0 bin",
+                            "thermo_style custom step pe"], steps, repeats)
+    d = lammps_time(atoms, zero + [f"compute d all snad/atom {sna}",
+                                   "compute s all reduce sum c_d[1]",
+                                   "thermo_style custom step c_s"], steps, repeats)
+    return dict(B=b, forces=f, dBdr=d)
+
+
+def emtool_stages(atoms, model, repeats):
+    params = model.params
+    pairs = snap_pairs(atoms, params)
+    basis = snap_basis(params.twojmax)
+    args = (basis, pairs.offsets, pairs.rij, pairs.rcut, pairs.wj, params.rfac0, params.rmin0,
+            params.switchflag, params.wself)
+    nchunk = n_chunks(len(atoms))
+    beta = np.tile(model.coeffs[0, 1:], (len(atoms), 1))
+
+    def forces_kernel():
+        bispectrum_kernel(*args, nchunk)
+        beta_forces_kernel(*args, beta, nchunk)
+
+    kernel = dict(B=best_time(lambda: bispectrum_kernel(*args, nchunk), repeats),
+                  forces=best_time(forces_kernel, repeats),
+                  dBdr=best_time(lambda: dbdr_kernel(*args, nchunk), repeats))
+    end_to_end = dict(B=best_time(lambda: snap_pairs(atoms, params) and bispectrum_kernel(
+                          *args, nchunk), repeats),
+                      forces=best_time(lambda: model.evaluate(atoms), repeats),
+                      dBdr=best_time(lambda: bispectrum_derivatives(atoms, params).per_atom(),
+                                     repeats))
+    return kernel, end_to_end
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--twojmax", type=int, nargs="+", default=[6, 8])
+    args = parser.parse_args()
+    atoms = structure()
+    n = len(atoms)
+    rng = np.random.default_rng(1)
+    print(f"# {n}-atom BCC W, R = {RCUTFAC} Å, µs per atom (best of {args.repeats})")
+    print("| 2J | stage | LAMMPS | emtool kernel 1T | ratio | emtool end-to-end 1T | ratio "
+          "| kernel 2T | 2T speed-up |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for twojmax in args.twojmax:
+            params = SnapParams(twojmax=twojmax, rcutfac=RCUTFAC, bzeroflag=0, elements=("W",))
+            coeffs = rng.normal(scale=1e-3, size=(1, params.ncoeff + 1))
+            model = SnapPotential(params, coeffs)
+            stem = Path(tmp) / f"bench{twojmax}"
+            model.write(stem)
+            start = time.perf_counter()
+            numba.set_num_threads(1)
+            emtool_stages(atoms[:54], model, 1)
+            compile_s = time.perf_counter() - start
+            lmp = lammps_stages(atoms, twojmax, stem, args.steps, args.repeats)
+            kernel1, e2e1 = emtool_stages(atoms, model, args.repeats)
+            numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+            kernel2, _ = emtool_stages(atoms, model, args.repeats)
+            for stage in ("B", "forces", "dBdr"):
+                us = lambda s: 1e6 * s / n  # noqa: E731
+                print(f"| {twojmax} | {stage} | {us(lmp[stage]):.1f} | {us(kernel1[stage]):.1f} | "
+                      f"{kernel1[stage] / lmp[stage]:.2f} | {us(e2e1[stage]):.1f} | "
+                      f"{e2e1[stage] / lmp[stage]:.2f} | {us(kernel2[stage]):.1f} | "
+                      f"{kernel1[stage] / kernel2[stage]:.2f} |")
+            print(f"<!-- 2J={twojmax}: first-call time (JIT compile or cache load) {compile_s:.1f} s -->")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""ASE calculators for every potential emtool knows, named by one spec string.
+
+A potential spec is used the same way everywhere (``--potential SPEC`` on the command line):
+
+- ``path/to/model.snapparam``: a LAMMPS SNAP model, its ``.snapcoeff`` beside it;
+- ``path/to/model.snap``: a LAMMPS include file (SNAP, or SNAP + ZBL as the file says).
+"""
+from pathlib import Path
+
+from ase.calculators.calculator import Calculator, all_changes
+
+from emtool.params import ParameterError
+
+
+def load_potential(spec):
+    """The potential object named by ``spec`` (see the module docstring)."""
+    spec = str(spec)
+    path = Path(spec)
+    if path.suffix in (".snapparam", ".snap"):
+        if not path.is_file():
+            raise ParameterError(f"potential file not found: {spec}")
+        from emtool.snap_model import SnapPotential
+        return SnapPotential.read(path)
+    raise ParameterError(f"unknown potential spec {spec!r}: expected a .snapparam or .snap file")
+
+
+class EmtoolCalculator(Calculator):
+    """ASE calculator around an emtool potential (anything with ``evaluate(atoms) -> dict``).
+
+    Properties: ``energy`` and ``free_energy`` (eV), ``energies`` (eV per atom), ``forces``
+    (eV/Å) and, for fully periodic cells, ``stress`` (eV/Å^3, Voigt xx yy zz yz xz xy).
+    """
+
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
+
+    def __init__(self, potential, **kwargs):
+        super().__init__(**kwargs)
+        self.potential = potential
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        result = self.potential.evaluate(self.atoms)
+        self.results = dict(result, free_energy=result["energy"])
+
+
+def calculator(spec):
+    """An ASE calculator for the potential named by ``spec`` (a string or path)."""
+    return EmtoolCalculator(load_potential(spec))

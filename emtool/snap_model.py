@@ -1,0 +1,126 @@
+"""Linear and quadratic SNAP potentials, optionally with the ZBL repulsion overlaid.
+
+The energy of atom i of element a (LAMMPS ``pair_style snap``, paper Eq. 3):
+
+    E_i = c_a0 + beta_a . B_i + 1/2 B_i . alpha_a . B_i
+
+with B_i the (bzero-shifted, if ``bzeroflag``) bispectrum components. Forces use the adjoint
+path with per-atom coefficients dE_i/dB_i = beta_a + alpha_a B_i. With a ``ZBLSpec`` the
+model is LAMMPS ``pair_style hybrid/overlay zbl r_inner r_outer snap``.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from emtool.neighbors import neighbor_list
+from emtool.params import ParameterError, SnapParams
+from emtool.snap import bispectrum_from_pairs, scatter_pair_forces, snap_pair_forces, snap_pairs
+from emtool.snapfiles import ZBLSpec, ncoeffall, read_snap_include, read_snap_model, write_snap_model
+from emtool.structure import check_structure
+from emtool.zbl import zbl_coefficients
+from emtool.kernels.zbl import zbl_energy_forces
+
+
+def voigt(tensor):
+    """(3, 3) symmetric tensor to ASE Voigt order (xx, yy, zz, yz, xz, xy)."""
+    t = 0.5 * (tensor + tensor.T)
+    return np.array([t[0, 0], t[1, 1], t[2, 2], t[1, 2], t[0, 2], t[0, 1]])
+
+
+def quadratic_matrix(coeffs, d):
+    """(D, D) symmetric alpha from the D(D+1)/2 LAMMPS quadratic coefficients (k <= l order).
+
+    Diagonal entries multiply B_k^2 / 2, off-diagonal ones B_k B_l, so E = 1/2 B . alpha . B.
+    """
+    k, l = np.triu_indices(d)
+    alpha = np.zeros((d, d))
+    alpha[k, l] = coeffs
+    alpha[l, k] = coeffs
+    return alpha
+
+
+@dataclass(frozen=True, eq=False)
+class SnapPotential:
+    """A SNAP model: ``params`` (SnapParams), ``coeffs`` (n_elements, ncoeffall) in LAMMPS
+    ``.snapcoeff`` order (c0, beta, then quadratic terms), ``zbl`` (ZBLSpec or None)."""
+
+    params: SnapParams
+    coeffs: np.ndarray
+    zbl: ZBLSpec = None
+
+    def __post_init__(self):
+        coeffs = np.array(self.coeffs, dtype=np.float64, ndmin=2)
+        expected = (self.params.n_elements, ncoeffall(self.params.twojmax, self.params.quadraticflag))
+        if coeffs.shape != expected:
+            raise ParameterError(f"SNAP coefficients have shape {coeffs.shape}, but twojmax="
+                                 f"{self.params.twojmax} quadraticflag={self.params.quadraticflag} "
+                                 f"with {expected[0]} element(s) needs {expected}")
+        if not np.all(np.isfinite(coeffs)):
+            raise ParameterError("SNAP coefficients must be finite")
+        coeffs.flags.writeable = False
+        object.__setattr__(self, "coeffs", coeffs)
+        if self.zbl is not None and len(self.zbl.z) != self.params.n_elements:
+            raise ParameterError(f"ZBL has {len(self.zbl.z)} charges for {self.params.n_elements} elements")
+
+    @classmethod
+    def read(cls, path):
+        """From a ``.snapparam`` (``.snapcoeff`` beside it) or a LAMMPS ``.snap`` include file."""
+        model = read_snap_include(path) if str(path).endswith(".snap") else read_snap_model(path)
+        return cls(model.params, model.coeffs, model.zbl)
+
+    def write(self, stem):
+        """Write ``stem.snapparam``, ``stem.snapcoeff`` (and ``stem.snap`` with ZBL)."""
+        return write_snap_model(stem, self.params, self.coeffs, self.zbl)
+
+    @property
+    def cutoff(self):
+        """Interaction range (Å): the largest SNAP pair cutoff or the ZBL outer cutoff."""
+        return max(self.params.cutoff, self.zbl.r_outer if self.zbl else 0.0)
+
+    def evaluate(self, atoms):
+        """Energy (eV), per-atom energies (N,), forces (N, 3) eV/Å and, for periodic cells, the
+        ASE stress (6,) eV/Å^3 = (1/V) dE/d(strain); returned as a dict."""
+        params = self.params
+        d = params.ncoeff
+        pairs = snap_pairs(atoms, params)
+        b = bispectrum_from_pairs(params, pairs)
+        c = self.coeffs[pairs.element]
+        beta = c[:, 1:d + 1].copy()
+        energies = c[:, 0] + np.einsum("nd,nd->n", beta, b)
+        if params.quadraticflag:
+            for a in range(params.n_elements):
+                mine = pairs.element == a
+                alpha = quadratic_matrix(self.coeffs[a, d + 1:], d)
+                ab = b[mine] @ alpha
+                energies[mine] += 0.5 * np.einsum("nd,nd->n", ab, b[mine])
+                beta[mine] += ab
+        dedr = snap_pair_forces(params, pairs, beta)
+        forces, virial = scatter_pair_forces(len(atoms), pairs.i, pairs.j, pairs.rij, dedr)
+        if self.zbl is not None:
+            e_zbl, f_zbl, w_zbl = self._zbl(atoms, pairs.element)
+            energies += e_zbl
+            forces += f_zbl
+            virial += w_zbl
+        result = dict(energy=float(energies.sum()), energies=energies, forces=forces)
+        if np.isfinite(pairs.volume):
+            result["stress"] = -voigt(virial) / pairs.volume
+        return result
+
+    def _zbl(self, atoms, element):
+        positions, cell, pbc = check_structure(atoms.positions, atoms.cell.array, atoms.pbc)
+        nl = neighbor_list(positions, cell, pbc, self.zbl.r_outer)
+        natoms = len(atoms)
+        energies, forces, virial = np.zeros(natoms), np.zeros((natoms, 3)), np.zeros((3, 3))
+        z = np.asarray(self.zbl.z)
+        for a in range(self.params.n_elements):
+            for b in range(self.params.n_elements):
+                sel = (element[nl.i] == a) & (element[nl.j] == b)
+                if not sel.any():
+                    continue
+                coeffs = zbl_coefficients(z[a], z[b], self.zbl.r_inner, self.zbl.r_outer)
+                e, f, w = zbl_energy_forces(natoms, nl.i[sel], nl.j[sel],
+                                            np.ascontiguousarray(nl.rij[sel]), coeffs)
+                energies += e
+                forces += f
+                virial += w
+        return energies, forces, virial

