@@ -82,12 +82,8 @@ def emtool_stages(atoms, model, repeats):
     nchunk = n_chunks(len(atoms))
     beta = np.tile(model.coeffs[0, 1:], (len(atoms), 1))
 
-    def forces_kernel():
-        bispectrum_kernel(*args, nchunk)
-        beta_forces_kernel(*args, beta, nchunk)
-
     kernel = dict(B=best_time(lambda: bispectrum_kernel(*args, nchunk), repeats),
-                  forces=best_time(forces_kernel, repeats),
+                  forces=best_time(lambda: beta_forces_kernel(*args, beta, nchunk), repeats),
                   dBdr=best_time(lambda: dbdr_kernel(*args, nchunk), repeats))
     end_to_end = dict(B=best_time(lambda: snap_pairs(atoms, params) and bispectrum_kernel(
                           *args, nchunk), repeats),

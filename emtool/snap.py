@@ -9,11 +9,12 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from emtool.kernels.pairs import scatter_pairs
 from emtool.kernels.snap import beta_forces_kernel, bispectrum_kernel, dbdr_kernel
 from emtool.kernels.snap_basis import snap_basis
 from emtool.neighbors import neighbor_list
 from emtool.params import ParameterError
-from emtool.structure import check_structure
+from emtool.structure import StructureError, check_structure
 
 
 class SnapPairs(NamedTuple):
@@ -58,9 +59,13 @@ def snap_pairs(atoms, params):
     positions, cell, pbc = check_structure(atoms.positions, atoms.cell.array, atoms.pbc)
     element = element_indices(atoms, params)
     nl = neighbor_list(positions, cell, pbc, params.cutoff)
-    rcut_matrix = params.cutoff_matrix
-    rcut = rcut_matrix[element[nl.i], element[nl.j]]
-    inside = np.einsum("pk,pk->p", nl.rij, nl.rij) < rcut * rcut
+    rcut = params.cutoff_matrix[element[nl.i], element[nl.j]]
+    rsq = np.einsum("pk,pk->p", nl.rij, nl.rij)
+    if len(rsq) and rsq.min() == 0.0:
+        p = int(np.argmin(rsq))
+        raise StructureError(f"atoms {nl.i[p]} and {nl.j[p]} overlap (zero distance, "
+                             f"image shift {tuple(int(v) for v in nl.shift[p])})")
+    inside = rsq < rcut * rcut
     i = nl.i[inside]
     offsets = np.searchsorted(i, np.arange(len(atoms) + 1)).astype(np.int64)
     wj = np.asarray(params.wj)[element[nl.j[inside]]]
@@ -133,10 +138,9 @@ class BispectrumDerivatives(NamedTuple):
         A linear SNAP force is F_k = -beta . dB/dr_k. (LAMMPS ``compute snad/atom`` holds
         the negative of this, split by the element of atom i.)
         """
-        out = np.zeros((self.natoms,) + self.dbdr.shape[1:])
-        np.add.at(out, self.j, self.dbdr)
-        np.subtract.at(out, self.i, self.dbdr)
-        return out
+        flat = self.dbdr.reshape(len(self.dbdr), -1)
+        minus_grad = scatter_pairs(self.natoms, self.i, self.j, flat)
+        return -minus_grad.reshape((self.natoms,) + self.dbdr.shape[1:])
 
     def virial(self):
         """(D, 3, 3) descriptor virial W_ab = -sum_pairs dB_i/drij_a rij_b.
@@ -157,10 +161,14 @@ def bispectrum_derivatives(atoms, params):
 def snap_pair_forces(params, pairs, beta):
     """dE_i/dr_ij for each pair, E = sum_i beta_i . B_i, beta (N, D) in eV per unit of B.
 
-    Returns (n_pairs, 3) eV/Å. ``scatter_pair_forces`` turns it into forces and virial.
+    Returns (dedr (n_pairs, 3) eV/Å, B (N, D) with the bzero shift of ``params``);
+    ``scatter_pair_forces`` turns dedr into forces and virial.
     """
     beta = np.ascontiguousarray(beta, dtype=np.float64)
-    return beta_forces_kernel(*_kernel_args(params, pairs), beta, n_chunks(len(beta)))
+    dedr, b = beta_forces_kernel(*_kernel_args(params, pairs), beta, n_chunks(len(beta)))
+    if params.bzeroflag:
+        b -= params.wself ** 3 * snap_basis(params.twojmax).bzero
+    return dedr, b
 
 
 def scatter_pair_forces(natoms, i, j, rij, dedr):
@@ -170,7 +178,4 @@ def scatter_pair_forces(natoms, i, j, rij, dedr):
     sum r_ij (x) f_j (LAMMPS's convention, positive under compression); the ASE stress is
     -W / V = (1/V) dE/d(strain).
     """
-    forces = np.zeros((natoms, 3))
-    np.add.at(forces, i, dedr)
-    np.subtract.at(forces, j, dedr)
-    return forces, -(dedr.T @ rij)
+    return scatter_pairs(natoms, i, j, dedr), -(dedr.T @ rij)

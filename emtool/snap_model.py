@@ -83,18 +83,20 @@ class SnapPotential:
         params = self.params
         d = params.ncoeff
         pairs = snap_pairs(atoms, params)
-        b = bispectrum_from_pairs(params, pairs)
         c = self.coeffs[pairs.element]
         beta = c[:, 1:d + 1].copy()
-        energies = c[:, 0] + np.einsum("nd,nd->n", beta, b)
         if params.quadraticflag:
+            b = bispectrum_from_pairs(params, pairs)
+            energies = c[:, 0] + np.einsum("nd,nd->n", beta, b)
             for a in range(params.n_elements):
                 mine = pairs.element == a
-                alpha = quadratic_matrix(self.coeffs[a, d + 1:], d)
-                ab = b[mine] @ alpha
+                ab = b[mine] @ quadratic_matrix(self.coeffs[a, d + 1:], d)
                 energies[mine] += 0.5 * np.einsum("nd,nd->n", ab, b[mine])
                 beta[mine] += ab
-        dedr = snap_pair_forces(params, pairs, beta)
+            dedr, _ = snap_pair_forces(params, pairs, beta)
+        else:
+            dedr, b = snap_pair_forces(params, pairs, beta)
+            energies = c[:, 0] + np.einsum("nd,nd->n", beta, b)
         forces, virial = scatter_pair_forces(len(atoms), pairs.i, pairs.j, pairs.rij, dedr)
         if self.zbl is not None:
             e_zbl, f_zbl, w_zbl = self._zbl(atoms, pairs.element)

@@ -43,9 +43,10 @@ def _switch(r, rcut, rmin0, switchflag):
 
 @jit
 def _u_layers(basis, x, y, z, z0, r, u_r, u_i):
-    """Wigner U-matrices of one neighbor, all layers j = 0..twojmax (full (j+1)^2 blocks).
+    """Wigner U-matrices of one neighbor, layers j = 0..twojmax.
 
-    (x, y, z) = r_ik (Å), r = |r_ik|, z0 = r / tan(psi). Fills u_r, u_i (idxu_max,).
+    (x, y, z) = r_ik (Å), r = |r_ik|, z0 = r / tan(psi). Fills u_r, u_i (idxu_max,): full
+    (j+1)^2 blocks, except the last layer, where only the unique half 2*mb <= j is needed.
     """
     rootpq = basis.rootpq
     idxu_block = basis.idxu_block
@@ -74,7 +75,8 @@ def _u_layers(basis, x, y, z, z0, r, u_r, u_i):
                 jju += 1
                 jjup += 1
             jju += 1
-        _mirror_layer(idxu_block[j], j, u_r, u_i)
+        if j < basis.twojmax:
+            _mirror_layer(idxu_block[j], j, u_r, u_i)
 
 
 @jit
@@ -102,7 +104,7 @@ def _mirror_layer(start, j, u_r, u_i):
 def _du_layers(basis, x, y, z, z0, r, dz0dr, u_r, u_i, du_r, du_i):
     """dU/dr_ik (unscaled by f_c) of one neighbor, all layers; du_r, du_i are (idxu_max, 3).
 
-    Needs u_r, u_i of the same neighbor from ``_u_layers``.
+    Needs u_r, u_i of the same neighbor from ``_u_layers``. Full blocks except the last layer.
     """
     rootpq = basis.rootpq
     idxu_block = basis.idxu_block
@@ -159,6 +161,8 @@ def _du_layers(basis, x, y, z, z0, r, dz0dr, u_r, u_i, du_r, du_i):
                 jju += 1
                 jjup += 1
             jju += 1
+        if j == basis.twojmax:
+            break
         jju = idxu_block[j]
         jjup = jju + (j + 1) * (j + 1) - 1
         mbpar = 1
@@ -272,102 +276,98 @@ def _z_element(basis, jjz, utot_r, utot_i):
 @jit
 def _bispectrum_from_u(basis, utot_r, utot_i, out):
     """B_{j1 j2 j} (without the bzero shift) of one atom into out (D,)."""
-    half = basis.half_weight
     for jjb in range(basis.idxb.shape[0]):
         j1 = basis.idxb[jjb, 0]
         j2 = basis.idxb[jjb, 1]
         j = basis.idxb[jjb, 2]
-        jjz = basis.idxz_block[j1, j2, j]
-        jju = basis.idxu_block[j]
+        first = basis.idxz_block[j1, j2, j]
         total = 0.0
-        for mb in range(j // 2 + 1):
-            for ma in range(j + 1):
-                w = half[jju]
-                if w != 0.0:
-                    z_r, z_i = _z_element(basis, jjz, utot_r, utot_i)
-                    total += w * (utot_r[jju] * z_r + utot_i[jju] * z_i)
-                jjz += 1
-                jju += 1
+        for jjz in range(first, first + basis.idxz_count[j1, j2, j]):
+            z_r, z_i = _z_element(basis, jjz, utot_r, utot_i)
+            jju = basis.idxz[jjz, 9]
+            total += basis.z_weight[jjz] * (utot_r[jju] * z_r + utot_i[jju] * z_i)
         out[jjb] = 2.0 * total
 
 
 @jit
-def _y_from_u(basis, utot_r, utot_i, beta, y_r, y_i):
-    """Adjoint Y_j = sum over Z rows of beta[y_jjb] * y_factor * Z, unique half; y_* (idxu_max,)."""
+def _y_from_u(basis, utot_r, utot_i, beta, y_r, y_i, yc_r, yc_i, b):
+    """Adjoint Y and B of one atom, from one pass over Z.
+
+    y_r, y_i (idxu_max,) workspace: Y_j = sum over Z rows of beta[y_jjb] * y_factor * Z.
+    yc_r, yc_i (n_half,): Y in the compact half layout times the half weights, so that
+    dE_i/dr = 2 sum Re(conj(dU) . Y) over the compact elements.
+    b (D,): the bispectrum components without the bzero shift.
+    """
     for jju in range(basis.idxu_max):
         y_r[jju] = 0.0
         y_i[jju] = 0.0
+    for jjb in range(b.shape[0]):
+        b[jjb] = 0.0
     for jjz in range(basis.idxz.shape[0]):
-        coef = beta[basis.y_jjb[jjz]] * basis.y_factor[jjz]
         z_r, z_i = _z_element(basis, jjz, utot_r, utot_i)
         jju = basis.idxz[jjz, 9]
+        coef = beta[basis.y_jjb[jjz]] * basis.y_factor[jjz]
         y_r[jju] += coef * z_r
         y_i[jju] += coef * z_i
+        jjb = basis.b_jjb[jjz]
+        if jjb >= 0:
+            b[jjb] += 2.0 * basis.z_weight[jjz] * (utot_r[jju] * z_r + utot_i[jju] * z_i)
+    for t in range(basis.half_index.shape[0]):
+        yc_r[t] = basis.half_scale[t] * y_r[basis.half_index[t]]
+        yc_i[t] = basis.half_scale[t] * y_i[basis.half_index[t]]
 
 
 @jit
 def _z_all(basis, utot_r, utot_i, z_r, z_i):
-    """Every Z row of one atom into z_r, z_i (idxz_max,)."""
+    """Every Z row of one atom, times its half weight, into z_r, z_i (idxz_max,)."""
     for jjz in range(basis.idxz.shape[0]):
-        z_r[jjz], z_i[jjz] = _z_element(basis, jjz, utot_r, utot_i)
+        zr, zi = _z_element(basis, jjz, utot_r, utot_i)
+        z_r[jjz] = basis.z_weight[jjz] * zr
+        z_i[jjz] = basis.z_weight[jjz] * zi
 
 
 @jit
-def _scaled_du(basis, x, y, z, rcut, wj, rfac0, rmin0, switchflag, u_r, u_i, du_r, du_i):
-    """d(f_c w u)/dr_ik of one neighbor (unique half valid) into du_r, du_i (idxu_max, 3)."""
+def _scaled_du(basis, x, y, z, rcut, wj, rfac0, rmin0, switchflag, u_r, u_i, du_r, du_i,
+               dc_r, dc_i):
+    """d(f_c w u)/dr_ik of one neighbor in the compact half layout: dc_r, dc_i (3, n_half).
+
+    du_r, du_i (idxu_max, 3) are workspace for the recursion.
+    """
     r, z0, dz0dr = _angles(x, y, z, rcut, rfac0, rmin0)
     _du_layers(basis, x, y, z, z0, r, dz0dr, u_r, u_i, du_r, du_i)
     sfac, dsfac = _switch(r, rcut, rmin0, switchflag)
     sfac *= wj
     dsfac *= wj
     unit = (x / r, y / r, z / r)
-    half = basis.half_weight
-    for jju in range(basis.idxu_max):
-        if half[jju] != 0.0:
-            for k in range(3):
-                du_r[jju, k] = dsfac * u_r[jju] * unit[k] + sfac * du_r[jju, k]
-                du_i[jju, k] = dsfac * u_i[jju] * unit[k] + sfac * du_i[jju, k]
+    for t in range(basis.half_index.shape[0]):
+        jju = basis.half_index[t]
+        for k in range(3):
+            dc_r[k, t] = dsfac * u_r[jju] * unit[k] + sfac * du_r[jju, k]
+            dc_i[k, t] = dsfac * u_i[jju] * unit[k] + sfac * du_i[jju, k]
 
 
 @jit
-def _half_dot(basis, du_r, du_i, first_u, z_r, z_i, first_z, j, out):
-    """out[k] = 2 * sum over the unique half of layer j of Re(conj(dU[., k]) . Z)."""
-    half = basis.half_weight
+def _block_dot(dc_r, dc_i, z_r, z_i, first_z, first_c, n, out):
+    """out[k] = 2 sum_t Re(conj(dU[k, first_c + t]) . Z[first_z + t]), t < n (weighted Z)."""
     s0 = 0.0
     s1 = 0.0
     s2 = 0.0
-    n = (j // 2 + 1) * (j + 1)
     for t in range(n):
-        w = half[first_u + t]
-        if w != 0.0:
-            zr = w * z_r[first_z + t]
-            zi = w * z_i[first_z + t]
-            s0 += du_r[first_u + t, 0] * zr + du_i[first_u + t, 0] * zi
-            s1 += du_r[first_u + t, 1] * zr + du_i[first_u + t, 1] * zi
-            s2 += du_r[first_u + t, 2] * zr + du_i[first_u + t, 2] * zi
+        zr = z_r[first_z + t]
+        zi = z_i[first_z + t]
+        c = first_c + t
+        s0 += dc_r[0, c] * zr + dc_i[0, c] * zi
+        s1 += dc_r[1, c] * zr + dc_i[1, c] * zi
+        s2 += dc_r[2, c] * zr + dc_i[2, c] * zi
     out[0] = 2.0 * s0
     out[1] = 2.0 * s1
     out[2] = 2.0 * s2
 
 
 @jit
-def _dedr(basis, du_r, du_i, y_r, y_i, out):
-    """dE_i/dr_ik (3,) = 2 sum_half Re(conj(dU) . Y) over all layers."""
-    half = basis.half_weight
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    for jju in range(basis.idxu_max):
-        w = half[jju]
-        if w != 0.0:
-            yr = w * y_r[jju]
-            yi = w * y_i[jju]
-            s0 += du_r[jju, 0] * yr + du_i[jju, 0] * yi
-            s1 += du_r[jju, 1] * yr + du_i[jju, 1] * yi
-            s2 += du_r[jju, 2] * yr + du_i[jju, 2] * yi
-    out[0] = 2.0 * s0
-    out[1] = 2.0 * s1
-    out[2] = 2.0 * s2
+def _dedr(dc_r, dc_i, yc_r, yc_i, out):
+    """dE_i/dr_ik (3,) = 2 sum Re(conj(dU) . Y), both in the compact half layout (Y weighted)."""
+    _block_dot(dc_r, dc_i, yc_r, yc_i, 0, 0, yc_r.shape[0], out)
 
 
 @jit(parallel=True)
@@ -405,11 +405,14 @@ def beta_forces_kernel(basis, offsets, rij, rcut, wj, rfac0, rmin0, switchflag, 
                        nchunk):
     """dE_i/dr_ik for every pair, for E = sum_i beta_i . B_i with per-atom beta (N, D) (eV).
 
-    Arguments as in ``bispectrum_kernel``. Returns dedr : (n_pairs, 3) eV/Å; forces follow
-    as F_i += dedr[p], F_k -= dedr[p] for each pair p = (i, k).
+    Arguments as in ``bispectrum_kernel``. Returns (dedr, B): dedr (n_pairs, 3) eV/Å, forces
+    follow as F_i += dedr[p], F_k -= dedr[p] for each pair p = (i, k); B (N, D), the
+    bispectrum before the bzero shift, computed in the same pass over Z as Y.
     """
     natoms = offsets.shape[0] - 1
     dedr = np.zeros((rij.shape[0], 3))
+    b = np.zeros((natoms, basis.idxb.shape[0]))
+    n_half = basis.half_index.shape[0]
     max_nbr = 1
     for i in range(natoms):
         max_nbr = max(max_nbr, offsets[i + 1] - offsets[i])
@@ -421,8 +424,12 @@ def beta_forces_kernel(basis, offsets, rij, rcut, wj, rfac0, rmin0, switchflag, 
         utot_i = np.empty(basis.idxu_max)
         y_r = np.empty(basis.idxu_max)
         y_i = np.empty(basis.idxu_max)
+        yc_r = np.empty(n_half)
+        yc_i = np.empty(n_half)
         du_r = np.empty((basis.idxu_max, 3))
         du_i = np.empty((basis.idxu_max, 3))
+        dc_r = np.empty((3, n_half))
+        dc_i = np.empty((3, n_half))
         for i in range(c * natoms // nchunk, (c + 1) * natoms // nchunk):
             start = offsets[i]
             stop = offsets[i + 1]
@@ -430,13 +437,13 @@ def beta_forces_kernel(basis, offsets, rij, rcut, wj, rfac0, rmin0, switchflag, 
                 continue
             _u_total(basis, rij, rcut, wj, start, stop, rfac0, rmin0, switchflag, wself,
                      u_nbr_r, u_nbr_i, utot_r, utot_i)
-            _y_from_u(basis, utot_r, utot_i, beta[i], y_r, y_i)
+            _y_from_u(basis, utot_r, utot_i, beta[i], y_r, y_i, yc_r, yc_i, b[i])
             for p in range(start, stop):
                 n = p - start
                 _scaled_du(basis, rij[p, 0], rij[p, 1], rij[p, 2], rcut[p], wj[p], rfac0,
-                           rmin0, switchflag, u_nbr_r[n], u_nbr_i[n], du_r, du_i)
-                _dedr(basis, du_r, du_i, y_r, y_i, dedr[p])
-    return dedr
+                           rmin0, switchflag, u_nbr_r[n], u_nbr_i[n], du_r, du_i, dc_r, dc_i)
+                _dedr(dc_r, dc_i, yc_r, yc_i, dedr[p])
+    return dedr, b
 
 
 @jit(parallel=True)
@@ -450,6 +457,7 @@ def dbdr_kernel(basis, offsets, rij, rcut, wj, rfac0, rmin0, switchflag, wself, 
     ncoeff = basis.idxb.shape[0]
     idxz_max = basis.idxz.shape[0]
     dbdr = np.zeros((rij.shape[0], ncoeff, 3))
+    n_half = basis.half_index.shape[0]
     max_nbr = 1
     for i in range(natoms):
         max_nbr = max(max_nbr, offsets[i + 1] - offsets[i])
@@ -463,6 +471,8 @@ def dbdr_kernel(basis, offsets, rij, rcut, wj, rfac0, rmin0, switchflag, wself, 
         z_i = np.empty(idxz_max)
         du_r = np.empty((basis.idxu_max, 3))
         du_i = np.empty((basis.idxu_max, 3))
+        dc_r = np.empty((3, n_half))
+        dc_i = np.empty((3, n_half))
         term = np.empty(3)
         for i in range(c * natoms // nchunk, (c + 1) * natoms // nchunk):
             start = offsets[i]
@@ -475,23 +485,23 @@ def dbdr_kernel(basis, offsets, rij, rcut, wj, rfac0, rmin0, switchflag, wself, 
             for p in range(start, stop):
                 n = p - start
                 _scaled_du(basis, rij[p, 0], rij[p, 1], rij[p, 2], rcut[p], wj[p], rfac0,
-                           rmin0, switchflag, u_nbr_r[n], u_nbr_i[n], du_r, du_i)
+                           rmin0, switchflag, u_nbr_r[n], u_nbr_i[n], du_r, du_i, dc_r, dc_i)
                 for jjb in range(ncoeff):
                     j1 = basis.idxb[jjb, 0]
                     j2 = basis.idxb[jjb, 1]
                     j = basis.idxb[jjb, 2]
-                    _half_dot(basis, du_r, du_i, basis.idxu_block[j], z_r, z_i,
-                              basis.idxz_block[j1, j2, j], j, term)
+                    _block_dot(dc_r, dc_i, z_r, z_i, basis.idxz_block[j1, j2, j],
+                               basis.half_block[j], basis.idxz_count[j1, j2, j], term)
                     for k in range(3):
                         dbdr[p, jjb, k] = term[k]
+                    _block_dot(dc_r, dc_i, z_r, z_i, basis.idxz_block[j, j2, j1],
+                               basis.half_block[j1], basis.idxz_count[j, j2, j1], term)
                     fac1 = (j + 1) / (j1 + 1.0)
-                    _half_dot(basis, du_r, du_i, basis.idxu_block[j1], z_r, z_i,
-                              basis.idxz_block[j, j2, j1], j1, term)
                     for k in range(3):
                         dbdr[p, jjb, k] += fac1 * term[k]
+                    _block_dot(dc_r, dc_i, z_r, z_i, basis.idxz_block[j, j1, j2],
+                               basis.half_block[j2], basis.idxz_count[j, j1, j2], term)
                     fac2 = (j + 1) / (j2 + 1.0)
-                    _half_dot(basis, du_r, du_i, basis.idxu_block[j2], z_r, z_i,
-                              basis.idxz_block[j, j1, j2], j2, term)
                     for k in range(3):
                         dbdr[p, jjb, k] += fac2 * term[k]
     return dbdr

@@ -7,7 +7,8 @@ j = 2J, and the matrix indices of U_j are 0 <= ma, mb <= j (ma = J + m). A U lay
 Bispectrum components B_{j1 j2 j} run over 0 <= j2 <= j1 <= j <= twojmax with j1+j2+j even
 and |j1-j2| <= j <= j1+j2, in the order of LAMMPS ``build_indexlist`` (the column order of
 ``compute sna/atom``). The Z list runs over every j1 >= j2 and every admissible j (not only
-j >= j1), for the unique half 2*mb <= j of each layer, because the adjoint Y needs all of them.
+j >= j1), because the adjoint Y needs all of them, and over the elements (ma, mb) of layer j
+with a non-zero ``half_weight`` (the unique half), since no sum uses the others.
 
 This module is plain NumPy (it runs once per twojmax); the kernels in ``kernels.snap`` take
 the resulting ``SnapBasis`` as an argument.
@@ -26,7 +27,8 @@ class SnapBasis(NamedTuple):
     idxu_block : (twojmax+1,) start of layer j in a U list; idxu_max = its length.
     idxz : (idxz_max, 10) rows (j1, j2, j, ma1min, ma2max, na, mb1min, mb2max, nb, jju):
         the loop bounds of one element Z_{j1 j2 j}(ma, mb) and the U index jju of (j, ma, mb).
-    idxz_block : (jdim, jdim, jdim) first Z row of the block (j1, j2, j).
+    idxz_block, idxz_count : (jdim, jdim, jdim) first Z row and number of rows of the block
+        (j1, j2, j).
     idxb : (D, 3) the (j1, j2, j) of each bispectrum component.
     idxcg_block : (jdim, jdim, jdim) start of the CG block (j1, j2, j) in ``cglist``.
     cglist : (idxcg_max,) float64 Clebsch–Gordan coefficients C^{j m}_{j1 m1 j2 m2}, block
@@ -37,6 +39,14 @@ class SnapBasis(NamedTuple):
         1/2 for ma = mb, 0 for ma > mb; 0 for 2*mb > j.
     y_jjb : (idxz_max,) bispectrum component whose beta multiplies Z row jjz in Y.
     y_factor : (idxz_max,) float64 multiplicity (1, 2 or 3) times (j1+1)/(j+1) if j1 > j.
+    half_index : (n_half,) U index jju of each element with a non-zero half weight, layer by
+        layer and row by row: the compact "unique half" layout of dU and Y. The Z rows of any
+        block (j1, j2, j) run over these elements of layer j, in this order.
+    half_block : (jdim,) start of layer j in the compact layout.
+    half_scale : (n_half,) float64 half_weight[half_index].
+    z_weight : (idxz_max,) float64 half_weight of the U element (j, ma, mb) of each Z row.
+    b_jjb : (idxz_max,) bispectrum component whose sum the Z row enters (blocks with j >= j1),
+        -1 for rows of the other blocks (needed by Y only).
     bzero : (D,) float64 B of an isolated atom with wself = 1: j+1 for each component.
     """
 
@@ -45,6 +55,7 @@ class SnapBasis(NamedTuple):
     idxu_block: np.ndarray
     idxz: np.ndarray
     idxz_block: np.ndarray
+    idxz_count: np.ndarray
     idxb: np.ndarray
     idxcg_block: np.ndarray
     cglist: np.ndarray
@@ -52,6 +63,11 @@ class SnapBasis(NamedTuple):
     half_weight: np.ndarray
     y_jjb: np.ndarray
     y_factor: np.ndarray
+    half_index: np.ndarray
+    half_block: np.ndarray
+    half_scale: np.ndarray
+    z_weight: np.ndarray
+    b_jjb: np.ndarray
     bzero: np.ndarray
 
 
@@ -125,8 +141,9 @@ def snap_basis(twojmax):
     for jjb, (j1, j2, j) in enumerate(bispectrum_triples):
         idxb_block[j1, j2, j] = jjb
 
-    rows, y_jjb, y_factor = [], [], []
+    rows, y_jjb, y_factor, b_jjb = [], [], [], []
     idxz_block = np.full((jdim, jdim, jdim), -1, np.int64)
+    idxz_count = np.zeros((jdim, jdim, jdim), np.int64)
     for j1, j2, j in triples:
         idxz_block[j1, j2, j] = len(rows)
         if j >= j1:
@@ -142,17 +159,23 @@ def snap_basis(twojmax):
             factor *= (j1 + 1) / (j + 1.0)
         for mb in range(j // 2 + 1):
             for ma in range(j + 1):
+                jju = idxu_block[j] + (j + 1) * mb + ma
+                if half_weight[jju] == 0.0:
+                    continue
                 ma1min = max(0, (2 * ma - j - j2 + j1) // 2)
                 ma2max = (2 * ma - j - (2 * ma1min - j1) + j2) // 2
                 na = min(j1, (2 * ma - j + j2 + j1) // 2) - ma1min + 1
                 mb1min = max(0, (2 * mb - j - j2 + j1) // 2)
                 mb2max = (2 * mb - j - (2 * mb1min - j1) + j2) // 2
                 nb = min(j1, (2 * mb - j + j2 + j1) // 2) - mb1min + 1
-                jju = idxu_block[j] + (j + 1) * mb + ma
                 rows.append((j1, j2, j, ma1min, ma2max, na, mb1min, mb2max, nb, jju))
                 y_jjb.append(jjb)
                 y_factor.append(factor)
+                b_jjb.append(idxb_block[j1, j2, j] if j >= j1 else -1)
+        idxz_count[j1, j2, j] = len(rows) - idxz_block[j1, j2, j]
 
+    idxz = np.array(rows, np.int64).reshape(-1, 10)
+    half_index = np.flatnonzero(half_weight).astype(np.int64)
     rootpq = np.zeros((twojmax + 2, twojmax + 2))
     for p in range(1, twojmax + 2):
         for q in range(1, twojmax + 2):
@@ -160,7 +183,10 @@ def snap_basis(twojmax):
 
     return SnapBasis(
         twojmax=twojmax, idxu_max=idxu_max, idxu_block=idxu_block,
-        idxz=np.array(rows, np.int64).reshape(-1, 10), idxz_block=idxz_block, idxb=idxb,
+        idxz=idxz, idxz_block=idxz_block, idxz_count=idxz_count, idxb=idxb,
         idxcg_block=idxcg_block, cglist=np.array(cg, np.float64), rootpq=rootpq,
         half_weight=half_weight, y_jjb=np.array(y_jjb, np.int64),
-        y_factor=np.array(y_factor, np.float64), bzero=idxb[:, 2].astype(np.float64) + 1.0)
+        y_factor=np.array(y_factor, np.float64), half_index=half_index,
+        half_block=np.searchsorted(half_index, idxu_block).astype(np.int64),
+        half_scale=half_weight[half_index], z_weight=half_weight[idxz[:, 9]],
+        b_jjb=np.array(b_jjb, np.int64), bzero=idxb[:, 2].astype(np.float64) + 1.0)

@@ -27,6 +27,16 @@ def test_tables_consistent(twojmax):
         s = basis.half_weight[basis.idxu_block[j]:basis.idxu_block[j] + (j + 1) ** 2].sum()
         assert s == pytest.approx((j + 1) ** 2 / 2)
     assert np.all(basis.idxb[:, 2] >= basis.idxb[:, 0])
+    # each Z block runs over the compact half elements of its layer j, in order
+    n_half = np.diff(np.append(basis.half_block, len(basis.half_index)))
+    for j1 in range(twojmax + 1):
+        for j2 in range(j1 + 1):
+            for j in range(j1 - j2, min(twojmax, j1 + j2) + 1, 2):
+                first, count = basis.idxz_block[j1, j2, j], basis.idxz_count[j1, j2, j]
+                assert count == n_half[j]
+                np.testing.assert_array_equal(
+                    basis.idxz[first:first + count, 9],
+                    basis.half_index[basis.half_block[j]:basis.half_block[j] + count])
 
 
 def test_bispectrum_order_is_lammps_build_indexlist():

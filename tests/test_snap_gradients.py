@@ -15,7 +15,7 @@ def beta_energy(atoms, params, beta):
 
 def beta_forces_stress(atoms, params, beta):
     pairs = snap_pairs(atoms, params)
-    dedr = snap_pair_forces(params, pairs, beta)
+    dedr, _ = snap_pair_forces(params, pairs, beta)
     forces, virial = scatter_pair_forces(len(atoms), pairs.i, pairs.j, pairs.rij, dedr)
     return forces, -virial / atoms.get_volume()
 
@@ -77,7 +77,7 @@ def test_adjoint_forces_equal_contracted_derivatives():
     params = SnapParams(twojmax=8)
     beta = np.random.default_rng(0).normal(size=(len(atoms), params.ncoeff))
     pairs = snap_pairs(atoms, params)
-    dedr = snap_pair_forces(params, pairs, beta)
+    dedr, _ = snap_pair_forces(params, pairs, beta)
     der = bispectrum_derivatives(atoms, params)
     np.testing.assert_allclose(dedr, np.einsum("pdk,pd->pk", der.dbdr, beta[der.i]),
                                atol=1e-10 * np.abs(dedr).max())

@@ -129,7 +129,7 @@ def forces_from_testsnap(name):
     offsets = np.arange(nlocal + 1, dtype=np.int64) * ninside
     npairs = nlocal * ninside
     beta = np.tile(data["coeff"][1:], (nlocal, 1))
-    dedr = beta_forces_kernel(snap_basis(data["twojmax"]), offsets, data["rij"],
+    dedr, _ = beta_forces_kernel(snap_basis(data["twojmax"]), offsets, data["rij"],
                               np.full(npairs, data["rcutfac"]), np.ones(npairs), 0.99363, 0.0, 1,
                               1.0, beta, 1)
     forces = np.zeros_like(data["fj"])

@@ -1,0 +1,69 @@
+"""The command line, the ASE calculator and the default job."""
+import numpy as np
+from ase.build import bulk
+from ase.io import read, write
+from click.testing import CliRunner
+
+import emtool
+from conftest import displaced_bcc, random_box
+from emtool import SnapParams, bispectrum, bispectrum_derivatives
+from emtool.cli import main
+from emtool.lammps import lammps_potential
+
+
+def test_descriptors_command(tmp_path):
+    write(tmp_path / "in.extxyz", [random_box(1), displaced_bcc(2)])
+    images = read(tmp_path / "in.extxyz", ":")  # as written (extxyz rounds positions)
+    out = tmp_path / "b.npz"
+    result = CliRunner().invoke(main, ["descriptors", str(tmp_path / "in.extxyz"), "-o", str(out),
+                                       "--twojmax", "6", "--bzeroflag", "0", "--derivatives"])
+    assert result.exit_code == 0, result.output
+    data = np.load(out)
+    params = SnapParams(twojmax=6, bzeroflag=0)
+    offsets = data["config_offsets"]
+    for k, atoms in enumerate(images):
+        rows = slice(offsets[k], offsets[k + 1])
+        np.testing.assert_allclose(data["B"][rows], bispectrum(atoms, params), rtol=1e-13)
+        der = bispectrum_derivatives(atoms, params)
+        np.testing.assert_allclose(data["dBdr"][rows], der.per_atom(), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(data["virial"][k], der.virial(), rtol=1e-12, atol=1e-12)
+    assert int(data["twojmax"]) == 6
+
+
+def test_descriptors_from_snapparam(tmp_path, shared_data):
+    write(tmp_path / "one.xyz", displaced_bcc(5))
+    atoms = read(tmp_path / "one.xyz")
+    snapparam = shared_data / "lammps_W_SNAP" / "W_2940_2017_2.snapparam"
+    result = CliRunner().invoke(main, ["descriptors", str(tmp_path / "one.xyz"), "-o",
+                                       str(tmp_path / "b.npz"), "--snapparam", str(snapparam)])
+    assert result.exit_code == 0, result.output
+    expected = bispectrum(atoms, SnapParams(twojmax=8, rcutfac=4.73442, bzeroflag=0))
+    np.testing.assert_allclose(np.load(tmp_path / "b.npz")["B"], expected, rtol=1e-13)
+
+
+def test_calculator_spec_runs_published_potential(shared_data):
+    atoms = random_box(3, tetragonal=False)
+    folder = shared_data / "lammps_W_SNAP"
+    atoms.calc = emtool.calculator(str(folder / "W_2940_2017_2.snap"))
+    ref = lammps_potential(atoms, ["pair_style hybrid/overlay zbl 4.0 4.8 snap",
+                                   "pair_coeff 1 1 zbl 74 74",
+                                   f"pair_coeff * * snap {folder}/W_2940_2017_2.snapcoeff "
+                                   f"{folder}/W_2940_2017_2.snapparam W"])
+    assert abs(atoms.get_potential_energy() - ref["energy"]) < 1e-9
+    np.testing.assert_allclose(atoms.get_forces(), ref["forces"], atol=1e-9)
+    np.testing.assert_allclose(atoms.get_stress(), ref["stress"], atol=1e-12)
+    # BCC is a stationary point of the published potential: zero forces, cubic stress
+    bcc = bulk("W", "bcc", a=3.1652, cubic=True).repeat(2)
+    bcc.calc = emtool.calculator(str(folder / "W_2940_2017_2.snap"))
+    assert np.abs(bcc.get_forces()).max() < 1e-10
+    stress = bcc.get_stress()
+    np.testing.assert_allclose(stress[:3], stress[0], rtol=1e-10)
+    np.testing.assert_allclose(stress[3:], 0, atol=1e-12)
+
+
+def test_default_run(tmp_path):
+    result = CliRunner().invoke(main, ["run", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "D = 55" in report
+    assert np.load(tmp_path / "out" / "descriptors.npz")["B"].shape == (16, 55)
