@@ -370,6 +370,17 @@ def _dedr(dc_r, dc_i, yc_r, yc_i, out):
     _block_dot(dc_r, dc_i, yc_r, yc_i, 0, 0, yc_r.shape[0], out)
 
 
+@jit
+def _workspace(basis, max_nbr):
+    """Per-chunk arrays: neighbor u (max_nbr, idxu_max) x2, U (idxu_max,) x2, dU recursion
+    (idxu_max, 3) x2 and compact dU (3, n_half) x2 (real and imaginary parts)."""
+    n_half = basis.half_index.shape[0]
+    return (np.empty((max_nbr, basis.idxu_max)), np.empty((max_nbr, basis.idxu_max)),
+            np.empty(basis.idxu_max), np.empty(basis.idxu_max),
+            np.empty((basis.idxu_max, 3)), np.empty((basis.idxu_max, 3)),
+            np.empty((3, n_half)), np.empty((3, n_half)))
+
+
 @jit(parallel=True)
 def bispectrum_kernel(basis, offsets, rij, rcut, wj, rfac0, rmin0, switchflag, wself, nchunk):
     """Bispectrum components of every atom, before the bzero shift.
@@ -384,9 +395,7 @@ def bispectrum_kernel(basis, offsets, rij, rcut, wj, rfac0, rmin0, switchflag, w
     natoms = offsets.shape[0] - 1
     ncoeff = basis.idxb.shape[0]
     out = np.zeros((natoms, ncoeff))
-    max_nbr = 1
-    for i in range(natoms):
-        max_nbr = max(max_nbr, offsets[i + 1] - offsets[i])
+    max_nbr = max(1, np.max(np.diff(offsets))) if natoms else 1
     nchunk = max(1, min(nchunk, natoms))
     for c in prange(nchunk):
         u_nbr_r = np.empty((max_nbr, basis.idxu_max))
@@ -412,24 +421,14 @@ def beta_forces_kernel(basis, offsets, rij, rcut, wj, rfac0, rmin0, switchflag, 
     natoms = offsets.shape[0] - 1
     dedr = np.zeros((rij.shape[0], 3))
     b = np.zeros((natoms, basis.idxb.shape[0]))
-    n_half = basis.half_index.shape[0]
-    max_nbr = 1
-    for i in range(natoms):
-        max_nbr = max(max_nbr, offsets[i + 1] - offsets[i])
+    max_nbr = max(1, np.max(np.diff(offsets))) if natoms else 1
     nchunk = max(1, min(nchunk, natoms))
     for c in prange(nchunk):
-        u_nbr_r = np.empty((max_nbr, basis.idxu_max))
-        u_nbr_i = np.empty((max_nbr, basis.idxu_max))
-        utot_r = np.empty(basis.idxu_max)
-        utot_i = np.empty(basis.idxu_max)
+        u_nbr_r, u_nbr_i, utot_r, utot_i, du_r, du_i, dc_r, dc_i = _workspace(basis, max_nbr)
         y_r = np.empty(basis.idxu_max)
         y_i = np.empty(basis.idxu_max)
-        yc_r = np.empty(n_half)
-        yc_i = np.empty(n_half)
-        du_r = np.empty((basis.idxu_max, 3))
-        du_i = np.empty((basis.idxu_max, 3))
-        dc_r = np.empty((3, n_half))
-        dc_i = np.empty((3, n_half))
+        yc_r = np.empty(basis.half_index.shape[0])
+        yc_i = np.empty(basis.half_index.shape[0])
         for i in range(c * natoms // nchunk, (c + 1) * natoms // nchunk):
             start = offsets[i]
             stop = offsets[i + 1]
@@ -454,25 +453,14 @@ def dbdr_kernel(basis, offsets, rij, rcut, wj, rfac0, rmin0, switchflag, wself, 
     dB_i/dr_i = -sum_k dB_i/dr_ik.
     """
     natoms = offsets.shape[0] - 1
-    ncoeff = basis.idxb.shape[0]
     idxz_max = basis.idxz.shape[0]
-    dbdr = np.zeros((rij.shape[0], ncoeff, 3))
-    n_half = basis.half_index.shape[0]
-    max_nbr = 1
-    for i in range(natoms):
-        max_nbr = max(max_nbr, offsets[i + 1] - offsets[i])
+    dbdr = np.zeros((rij.shape[0], basis.idxb.shape[0], 3))
+    max_nbr = max(1, np.max(np.diff(offsets))) if natoms else 1
     nchunk = max(1, min(nchunk, natoms))
     for c in prange(nchunk):
-        u_nbr_r = np.empty((max_nbr, basis.idxu_max))
-        u_nbr_i = np.empty((max_nbr, basis.idxu_max))
-        utot_r = np.empty(basis.idxu_max)
-        utot_i = np.empty(basis.idxu_max)
+        u_nbr_r, u_nbr_i, utot_r, utot_i, du_r, du_i, dc_r, dc_i = _workspace(basis, max_nbr)
         z_r = np.empty(idxz_max)
         z_i = np.empty(idxz_max)
-        du_r = np.empty((basis.idxu_max, 3))
-        du_i = np.empty((basis.idxu_max, 3))
-        dc_r = np.empty((3, n_half))
-        dc_i = np.empty((3, n_half))
         term = np.empty(3)
         for i in range(c * natoms // nchunk, (c + 1) * natoms // nchunk):
             start = offsets[i]
@@ -486,22 +474,10 @@ def dbdr_kernel(basis, offsets, rij, rcut, wj, rfac0, rmin0, switchflag, wself, 
                 n = p - start
                 _scaled_du(basis, rij[p, 0], rij[p, 1], rij[p, 2], rcut[p], wj[p], rfac0,
                            rmin0, switchflag, u_nbr_r[n], u_nbr_i[n], du_r, du_i, dc_r, dc_i)
-                for jjb in range(ncoeff):
-                    j1 = basis.idxb[jjb, 0]
-                    j2 = basis.idxb[jjb, 1]
-                    j = basis.idxb[jjb, 2]
-                    _block_dot(dc_r, dc_i, z_r, z_i, basis.idxz_block[j1, j2, j],
-                               basis.half_block[j], basis.idxz_count[j1, j2, j], term)
+                for t in range(basis.db_terms.shape[0]):
+                    term_row = basis.db_terms[t]
+                    _block_dot(dc_r, dc_i, z_r, z_i, term_row[0], term_row[1], term_row[2], term)
+                    factor = basis.db_factor[t]
                     for k in range(3):
-                        dbdr[p, jjb, k] = term[k]
-                    _block_dot(dc_r, dc_i, z_r, z_i, basis.idxz_block[j, j2, j1],
-                               basis.half_block[j1], basis.idxz_count[j, j2, j1], term)
-                    fac1 = (j + 1) / (j1 + 1.0)
-                    for k in range(3):
-                        dbdr[p, jjb, k] += fac1 * term[k]
-                    _block_dot(dc_r, dc_i, z_r, z_i, basis.idxz_block[j, j1, j2],
-                               basis.half_block[j2], basis.idxz_count[j, j1, j2], term)
-                    fac2 = (j + 1) / (j2 + 1.0)
-                    for k in range(3):
-                        dbdr[p, jjb, k] += fac2 * term[k]
+                        dbdr[p, term_row[3], k] += factor * term[k]
     return dbdr

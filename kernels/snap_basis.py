@@ -47,6 +47,11 @@ class SnapBasis(NamedTuple):
     z_weight : (idxz_max,) float64 half_weight of the U element (j, ma, mb) of each Z row.
     b_jjb : (idxz_max,) bispectrum component whose sum the Z row enters (blocks with j >= j1),
         -1 for rows of the other blocks (needed by Y only).
+    db_terms : (n_terms, 4) rows (first Z row, first compact dU element, length, jjb): the
+        contractions sum_t Re(conj(dU) . Z) that make up dB_{jjb}/dr (LAMMPS compute_dbidrj:
+        the blocks (j1, j2, j) on layer j, (j, j2, j1) on layer j1, (j, j1, j2) on layer j2);
+        identical blocks (j1 = j, or j1 = j2 = j) are merged.
+    db_factor : (n_terms,) float64 their factors: 1, (j+1)/(j1+1), (j+1)/(j2+1), summed when merged.
     bzero : (D,) float64 B of an isolated atom with wself = 1: j+1 for each component.
     """
 
@@ -68,6 +73,8 @@ class SnapBasis(NamedTuple):
     half_scale: np.ndarray
     z_weight: np.ndarray
     b_jjb: np.ndarray
+    db_terms: np.ndarray
+    db_factor: np.ndarray
     bzero: np.ndarray
 
 
@@ -176,6 +183,17 @@ def snap_basis(twojmax):
 
     idxz = np.array(rows, np.int64).reshape(-1, 10)
     half_index = np.flatnonzero(half_weight).astype(np.int64)
+    half_block = np.searchsorted(half_index, idxu_block).astype(np.int64)
+    db_terms, db_factor = [], []
+    for jjb, (j1, j2, j) in enumerate(bispectrum_triples):
+        merged = {}
+        for block, layer, factor in (((j1, j2, j), j, 1.0), ((j, j2, j1), j1, (j + 1) / (j1 + 1.0)),
+                                     ((j, j1, j2), j2, (j + 1) / (j2 + 1.0))):
+            key = (int(idxz_block[block]), int(half_block[layer]), int(idxz_count[block]))
+            merged[key] = merged.get(key, 0.0) + factor
+        for key, factor in merged.items():
+            db_terms.append(key + (jjb,))
+            db_factor.append(factor)
     rootpq = np.zeros((twojmax + 2, twojmax + 2))
     for p in range(1, twojmax + 2):
         for q in range(1, twojmax + 2):
@@ -187,6 +205,7 @@ def snap_basis(twojmax):
         idxcg_block=idxcg_block, cglist=np.array(cg, np.float64), rootpq=rootpq,
         half_weight=half_weight, y_jjb=np.array(y_jjb, np.int64),
         y_factor=np.array(y_factor, np.float64), half_index=half_index,
-        half_block=np.searchsorted(half_index, idxu_block).astype(np.int64),
+        half_block=half_block,
         half_scale=half_weight[half_index], z_weight=half_weight[idxz[:, 9]],
-        b_jjb=np.array(b_jjb, np.int64), bzero=idxb[:, 2].astype(np.float64) + 1.0)
+        b_jjb=np.array(b_jjb, np.int64), db_terms=np.array(db_terms, np.int64).reshape(-1, 4),
+        db_factor=np.array(db_factor), bzero=idxb[:, 2].astype(np.float64) + 1.0)

@@ -53,3 +53,36 @@ def shared_data():
     if not SHARED_DATA.is_dir():
         pytest.fail(f"shared data folder missing: {SHARED_DATA}")
     return SHARED_DATA
+
+
+VOIGT_PAIRS = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
+
+
+def central_difference(f, h):
+    """Fourth-order central difference of a scalar function f(step) at step 0."""
+    return (8 * (f(h) - f(-h)) - (f(2 * h) - f(-2 * h))) / (12 * h)
+
+
+def fd_forces(energy, atoms, indices, h=1e-4):
+    """(len(indices), 3) forces -dE/dr of the atoms ``indices`` by central differences."""
+    def moved(k, d, step):
+        out = atoms.copy()
+        out.positions[k, d] += step
+        return energy(out)
+    return np.array([[-central_difference(lambda s: moved(k, d, s), h) for d in range(3)]
+                     for k in indices])
+
+
+def fd_stress(energy, atoms, h=1e-5):
+    """(6,) ASE Voigt stress (1/V) dE/d(strain) by central differences of symmetric strains."""
+    cell = atoms.cell.array.copy()
+
+    def strained(k, m, step):
+        strain = np.eye(3)
+        strain[k, m] += step / 2
+        strain[m, k] += step / 2
+        out = atoms.copy()
+        out.set_cell(cell @ strain, scale_atoms=True)
+        return energy(out)
+    return np.array([central_difference(lambda s: strained(k, m, s), h)
+                     for k, m in VOIGT_PAIRS]) / atoms.get_volume()

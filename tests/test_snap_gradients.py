@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from conftest import displaced_bcc, random_box
+from conftest import displaced_bcc, fd_forces, fd_stress, random_box
 from emtool import SnapParams
+from emtool.snap_model import voigt
 from emtool.snap import (bispectrum, bispectrum_derivatives, scatter_pair_forces, snap_pair_forces,
                          snap_pairs)
 
@@ -32,25 +33,11 @@ def test_beta_forces_and_stress_match_finite_differences(twojmax):
     params = SnapParams(twojmax=twojmax, rcutfac=4.73, bzeroflag=0)
     beta = np.random.default_rng(2).normal(size=(len(atoms), params.ncoeff))
     forces, stress = beta_forces_stress(atoms, params, beta)
-    h = 1e-5
-    fd = np.zeros_like(forces)
-    for a in range(len(atoms)):
-        for k in range(3):
-            plus, minus = atoms.copy(), atoms.copy()
-            plus.positions[a, k] += h
-            minus.positions[a, k] -= h
-            fd[a, k] = -(beta_energy(plus, params, beta) - beta_energy(minus, params, beta)) / (2 * h)
-    scale = np.abs(fd).max()
-    np.testing.assert_allclose(forces, fd, atol=1e-6 * scale)
-    fd_stress = np.zeros((3, 3))
-    for a in range(3):
-        for b in range(3):
-            eps = np.zeros((3, 3))
-            eps[a, b] = h
-            fd_stress[a, b] = (beta_energy(strained(atoms, eps), params, beta)
-                               - beta_energy(strained(atoms, -eps), params, beta)) / (2 * h)
-    fd_stress /= atoms.get_volume()
-    np.testing.assert_allclose(stress, fd_stress, atol=1e-6 * np.abs(fd_stress).max())
+    energy = lambda a: beta_energy(a, params, beta)  # noqa: E731
+    fd = fd_forces(energy, atoms, range(len(atoms)), h=1e-5)
+    np.testing.assert_allclose(forces, fd, atol=1e-6 * np.abs(fd).max())
+    fd = fd_stress(energy, atoms)
+    np.testing.assert_allclose(voigt(stress), fd, atol=1e-6 * np.abs(fd).max())
 
 
 def test_per_pair_derivatives_match_finite_differences():
