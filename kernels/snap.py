@@ -42,14 +42,14 @@ def _switch(r, rcut, rmin0, switchflag):
 
 
 @jit
-def _u_layers(basis, x, y, z, z0, r, u_r, u_i):
+def _u_layers(twojmax, rootpq, idxu_block, x, y, z, z0, r, u_r, u_i):
     """Wigner U-matrices of one neighbor, layers j = 0..twojmax.
 
     (x, y, z) = r_ik (Å), r = |r_ik|, z0 = r / tan(psi). Fills u_r, u_i (idxu_max,): full
     (j+1)^2 blocks, except the last layer, where only the unique half 2*mb <= j is needed.
+    Takes the basis arrays it needs, not the whole ``SnapBasis``: small per-pair functions
+    stay cheap to call.
     """
-    rootpq = basis.rootpq
-    idxu_block = basis.idxu_block
     r0inv = 1.0 / np.sqrt(r * r + z0 * z0)
     a_r = r0inv * z0
     a_i = -r0inv * z
@@ -57,7 +57,7 @@ def _u_layers(basis, x, y, z, z0, r, u_r, u_i):
     b_i = -r0inv * x
     u_r[0] = 1.0
     u_i[0] = 0.0
-    for j in range(1, basis.twojmax + 1):
+    for j in range(1, twojmax + 1):
         jju = idxu_block[j]
         jjup = idxu_block[j - 1]
         for mb in range(j // 2 + 1):
@@ -75,7 +75,7 @@ def _u_layers(basis, x, y, z, z0, r, u_r, u_i):
                 jju += 1
                 jjup += 1
             jju += 1
-        if j < basis.twojmax:
+        if j < twojmax:
             _mirror_layer(idxu_block[j], j, u_r, u_i)
 
 
@@ -101,85 +101,68 @@ def _mirror_layer(start, j, u_r, u_i):
 
 
 @jit
-def _du_layers(basis, x, y, z, z0, r, dz0dr, u_r, u_i, du_r, du_i):
+def _du_layers(twojmax, rootpq, idxu_block, x, y, z, z0, r, dz0dr, u_r, u_i, du_r, du_i):
     """dU/dr_ik (unscaled by f_c) of one neighbor, all layers; du_r, du_i are (idxu_max, 3).
 
     Needs u_r, u_i of the same neighbor from ``_u_layers``. Full blocks except the last layer.
+    Each Cartesian component k is an independent recursion (VMK 4.8.2 differentiated), run
+    one after the other so that the derivatives of the Cayley–Klein parameters stay scalars.
     """
-    rootpq = basis.rootpq
-    idxu_block = basis.idxu_block
-    rinv = 1.0 / r
-    ux = x * rinv
-    uy = y * rinv
-    uz = z * rinv
     r0inv = 1.0 / np.sqrt(r * r + z0 * z0)
     a_r = z0 * r0inv
     a_i = -z * r0inv
     b_r = y * r0inv
     b_i = -x * r0inv
     dr0invdr = -(r0inv ** 3) * (r + z0 * dz0dr)
-    da_r = np.empty(3)
-    da_i = np.empty(3)
-    db_r = np.empty(3)
-    db_i = np.empty(3)
-    unit = (ux, uy, uz)
     for k in range(3):
-        dr0inv = dr0invdr * unit[k]
-        da_r[k] = dz0dr * unit[k] * r0inv + z0 * dr0inv
-        da_i[k] = -z * dr0inv
-        db_r[k] = y * dr0inv
-        db_i[k] = -x * dr0inv
-    da_i[2] += -r0inv
-    db_i[0] += -r0inv
-    db_r[1] += r0inv
-    for k in range(3):
+        unit = (x if k == 0 else (y if k == 1 else z)) / r
+        dr0inv = dr0invdr * unit
+        da_r = dz0dr * unit * r0inv + z0 * dr0inv
+        da_i = -z * dr0inv - (r0inv if k == 2 else 0.0)
+        db_r = y * dr0inv + (r0inv if k == 1 else 0.0)
+        db_i = -x * dr0inv - (r0inv if k == 0 else 0.0)
         du_r[0, k] = 0.0
         du_i[0, k] = 0.0
-    for j in range(1, basis.twojmax + 1):
-        jju = idxu_block[j]
-        jjup = idxu_block[j - 1]
-        for mb in range(j // 2 + 1):
-            for k in range(3):
+        for j in range(1, twojmax + 1):
+            jju = idxu_block[j]
+            jjup = idxu_block[j - 1]
+            for mb in range(j // 2 + 1):
                 du_r[jju, k] = 0.0
                 du_i[jju, k] = 0.0
-            for ma in range(j):
-                rootpq_a = rootpq[j - ma, j - mb]
-                rootpq_b = rootpq[ma + 1, j - mb]
-                up_r = u_r[jjup]
-                up_i = u_i[jjup]
-                for k in range(3):
+                for ma in range(j):
+                    rootpq_a = rootpq[j - ma, j - mb]
+                    rootpq_b = rootpq[ma + 1, j - mb]
+                    up_r = u_r[jjup]
+                    up_i = u_i[jjup]
                     dup_r = du_r[jjup, k]
                     dup_i = du_i[jjup, k]
-                    du_r[jju, k] += rootpq_a * (da_r[k] * up_r + da_i[k] * up_i
-                                                + a_r * dup_r + a_i * dup_i)
-                    du_i[jju, k] += rootpq_a * (da_r[k] * up_i - da_i[k] * up_r
-                                                + a_r * dup_i - a_i * dup_r)
-                    du_r[jju + 1, k] = -rootpq_b * (db_r[k] * up_r + db_i[k] * up_i
-                                                    + b_r * dup_r + b_i * dup_i)
-                    du_i[jju + 1, k] = -rootpq_b * (db_r[k] * up_i - db_i[k] * up_r
-                                                    + b_r * dup_i - b_i * dup_r)
+                    du_r[jju, k] += rootpq_a * (da_r * up_r + da_i * up_i + a_r * dup_r + a_i * dup_i)
+                    du_i[jju, k] += rootpq_a * (da_r * up_i - da_i * up_r + a_r * dup_i - a_i * dup_r)
+                    du_r[jju + 1, k] = -rootpq_b * (db_r * up_r + db_i * up_i + b_r * dup_r
+                                                    + b_i * dup_i)
+                    du_i[jju + 1, k] = -rootpq_b * (db_r * up_i - db_i * up_r + b_r * dup_i
+                                                    - b_i * dup_r)
+                    jju += 1
+                    jjup += 1
                 jju += 1
-                jjup += 1
-            jju += 1
-        if j == basis.twojmax:
-            break
-        jju = idxu_block[j]
-        jjup = jju + (j + 1) * (j + 1) - 1
-        mbpar = 1
-        for mb in range(j // 2 + 1):
-            mapar = mbpar
-            for ma in range(j + 1):
-                for k in range(3):
+            if j == twojmax:
+                break
+            jju = idxu_block[j]
+            jjup = jju + (j + 1) * (j + 1) - 1
+            mbpar = 1
+            for mb in range(j // 2 + 1):
+                mapar = mbpar
+                for ma in range(j + 1):
                     if mapar == 1:
                         du_r[jjup, k] = du_r[jju, k]
                         du_i[jjup, k] = -du_i[jju, k]
                     else:
                         du_r[jjup, k] = -du_r[jju, k]
                         du_i[jjup, k] = du_i[jju, k]
-                mapar = -mapar
-                jju += 1
-                jjup -= 1
-            mbpar = -mbpar
+                    mapar = -mapar
+                    jju += 1
+                    jjup -= 1
+                mbpar = -mbpar
 
 
 @jit
@@ -216,7 +199,8 @@ def _u_total(basis, rij, rcut, wj, start, stop, rfac0, rmin0, switchflag, wself,
         y = rij[p, 1]
         z = rij[p, 2]
         r, z0, _ = _angles(x, y, z, rcut[p], rfac0, rmin0)
-        _u_layers(basis, x, y, z, z0, r, u_nbr_r[n], u_nbr_i[n])
+        _u_layers(basis.twojmax, basis.rootpq, idxu_block, x, y, z, z0, r, u_nbr_r[n],
+                  u_nbr_i[n])
         sfac = _switch(r, rcut[p], rmin0, switchflag)[0] * wj[p]
         for j in range(basis.twojmax + 1):
             first = idxu_block[j]
@@ -228,9 +212,9 @@ def _u_total(basis, rij, rcut, wj, start, stop, rfac0, rmin0, switchflag, wself,
 
 
 @jit
-def _z_element(basis, jjz, utot_r, utot_i):
-    """One Clebsch–Gordan product Z_{j1 j2 j}(ma, mb) (row jjz of basis.idxz); returns (Re, Im)."""
-    row = basis.idxz[jjz]
+def _z_element(idxz, cg, idxcg_block, idxu_block, jjz, utot_r, utot_i):
+    """One Clebsch–Gordan product Z_{j1 j2 j}(ma, mb) (row jjz of idxz); returns (Re, Im)."""
+    row = idxz[jjz]
     j1 = row[0]
     j2 = row[1]
     j = row[2]
@@ -240,10 +224,9 @@ def _z_element(basis, jjz, utot_r, utot_i):
     mb1min = row[6]
     mb2max = row[7]
     nb = row[8]
-    cg = basis.cglist
-    icg0 = basis.idxcg_block[j1, j2, j]
-    jju1 = basis.idxu_block[j1] + (j1 + 1) * mb1min
-    jju2 = basis.idxu_block[j2] + (j2 + 1) * mb2max
+    icg0 = idxcg_block[j1, j2, j]
+    jju1 = idxu_block[j1] + (j1 + 1) * mb1min
+    jju2 = idxu_block[j2] + (j2 + 1) * mb2max
     icgb = mb1min * (j2 + 1) + mb2max
     z_r = 0.0
     z_i = 0.0
@@ -276,6 +259,7 @@ def _z_element(basis, jjz, utot_r, utot_i):
 @jit
 def _bispectrum_from_u(basis, utot_r, utot_i, out):
     """B_{j1 j2 j} (without the bzero shift) of one atom into out (D,)."""
+    idxz, cg, idxcg, idxu = basis.idxz, basis.cglist, basis.idxcg_block, basis.idxu_block
     for jjb in range(basis.idxb.shape[0]):
         j1 = basis.idxb[jjb, 0]
         j2 = basis.idxb[jjb, 1]
@@ -283,7 +267,7 @@ def _bispectrum_from_u(basis, utot_r, utot_i, out):
         first = basis.idxz_block[j1, j2, j]
         total = 0.0
         for jjz in range(first, first + basis.idxz_count[j1, j2, j]):
-            z_r, z_i = _z_element(basis, jjz, utot_r, utot_i)
+            z_r, z_i = _z_element(idxz, cg, idxcg, idxu, jjz, utot_r, utot_i)
             jju = basis.idxz[jjz, 9]
             total += basis.z_weight[jjz] * (utot_r[jju] * z_r + utot_i[jju] * z_i)
         out[jjb] = 2.0 * total
@@ -298,13 +282,14 @@ def _y_from_u(basis, utot_r, utot_i, beta, y_r, y_i, yc_r, yc_i, b):
     dE_i/dr = 2 sum Re(conj(dU) . Y) over the compact elements.
     b (D,): the bispectrum components without the bzero shift.
     """
+    idxz, cg, idxcg, idxu = basis.idxz, basis.cglist, basis.idxcg_block, basis.idxu_block
     for jju in range(basis.idxu_max):
         y_r[jju] = 0.0
         y_i[jju] = 0.0
     for jjb in range(b.shape[0]):
         b[jjb] = 0.0
     for jjz in range(basis.idxz.shape[0]):
-        z_r, z_i = _z_element(basis, jjz, utot_r, utot_i)
+        z_r, z_i = _z_element(idxz, cg, idxcg, idxu, jjz, utot_r, utot_i)
         jju = basis.idxz[jjz, 9]
         coef = beta[basis.y_jjb[jjz]] * basis.y_factor[jjz]
         y_r[jju] += coef * z_r
@@ -320,30 +305,38 @@ def _y_from_u(basis, utot_r, utot_i, beta, y_r, y_i, yc_r, yc_i, b):
 @jit
 def _z_all(basis, utot_r, utot_i, z_r, z_i):
     """Every Z row of one atom, times its half weight, into z_r, z_i (idxz_max,)."""
+    idxz, cg, idxcg, idxu = basis.idxz, basis.cglist, basis.idxcg_block, basis.idxu_block
     for jjz in range(basis.idxz.shape[0]):
-        zr, zi = _z_element(basis, jjz, utot_r, utot_i)
+        zr, zi = _z_element(idxz, cg, idxcg, idxu, jjz, utot_r, utot_i)
         z_r[jjz] = basis.z_weight[jjz] * zr
         z_i[jjz] = basis.z_weight[jjz] * zi
 
 
 @jit
-def _scaled_du(basis, x, y, z, rcut, wj, rfac0, rmin0, switchflag, u_r, u_i, du_r, du_i,
-               dc_r, dc_i):
+def _scaled_du(twojmax, rootpq, idxu_block, half_index, x, y, z, rcut, wj, rfac0, rmin0,
+               switchflag, u_r, u_i, du_r, du_i, dc_r, dc_i):
     """d(f_c w u)/dr_ik of one neighbor in the compact half layout: dc_r, dc_i (3, n_half).
 
     du_r, du_i (idxu_max, 3) are workspace for the recursion.
     """
     r, z0, dz0dr = _angles(x, y, z, rcut, rfac0, rmin0)
-    _du_layers(basis, x, y, z, z0, r, dz0dr, u_r, u_i, du_r, du_i)
+    _du_layers(twojmax, rootpq, idxu_block, x, y, z, z0, r, dz0dr, u_r, u_i, du_r, du_i)
     sfac, dsfac = _switch(r, rcut, rmin0, switchflag)
     sfac *= wj
     dsfac *= wj
-    unit = (x / r, y / r, z / r)
-    for t in range(basis.half_index.shape[0]):
-        jju = basis.half_index[t]
-        for k in range(3):
-            dc_r[k, t] = dsfac * u_r[jju] * unit[k] + sfac * du_r[jju, k]
-            dc_i[k, t] = dsfac * u_i[jju] * unit[k] + sfac * du_i[jju, k]
+    gx = dsfac * x / r
+    gy = dsfac * y / r
+    gz = dsfac * z / r
+    for t in range(half_index.shape[0]):
+        jju = half_index[t]
+        ur = u_r[jju]
+        ui = u_i[jju]
+        dc_r[0, t] = gx * ur + sfac * du_r[jju, 0]
+        dc_r[1, t] = gy * ur + sfac * du_r[jju, 1]
+        dc_r[2, t] = gz * ur + sfac * du_r[jju, 2]
+        dc_i[0, t] = gx * ui + sfac * du_i[jju, 0]
+        dc_i[1, t] = gy * ui + sfac * du_i[jju, 1]
+        dc_i[2, t] = gz * ui + sfac * du_i[jju, 2]
 
 
 @jit
@@ -373,7 +366,7 @@ def _dedr(dc_r, dc_i, yc_r, yc_i, out):
 @jit
 def _workspace(basis, max_nbr):
     """Per-chunk arrays: neighbor u (max_nbr, idxu_max) x2, U (idxu_max,) x2, dU recursion
-    (idxu_max, 3) x2 and compact dU (3, n_half) x2 (real and imaginary parts)."""
+    (idxu_max, 3) x2, compact dU (3, n_half) x2 (real and imaginary parts)."""
     n_half = basis.half_index.shape[0]
     return (np.empty((max_nbr, basis.idxu_max)), np.empty((max_nbr, basis.idxu_max)),
             np.empty(basis.idxu_max), np.empty(basis.idxu_max),
@@ -439,8 +432,9 @@ def beta_forces_kernel(basis, offsets, rij, rcut, wj, rfac0, rmin0, switchflag, 
             _y_from_u(basis, utot_r, utot_i, beta[i], y_r, y_i, yc_r, yc_i, b[i])
             for p in range(start, stop):
                 n = p - start
-                _scaled_du(basis, rij[p, 0], rij[p, 1], rij[p, 2], rcut[p], wj[p], rfac0,
-                           rmin0, switchflag, u_nbr_r[n], u_nbr_i[n], du_r, du_i, dc_r, dc_i)
+                _scaled_du(basis.twojmax, basis.rootpq, basis.idxu_block, basis.half_index,
+                           rij[p, 0], rij[p, 1], rij[p, 2], rcut[p], wj[p], rfac0, rmin0,
+                           switchflag, u_nbr_r[n], u_nbr_i[n], du_r, du_i, dc_r, dc_i)
                 _dedr(dc_r, dc_i, yc_r, yc_i, dedr[p])
     return dedr, b
 
@@ -472,8 +466,9 @@ def dbdr_kernel(basis, offsets, rij, rcut, wj, rfac0, rmin0, switchflag, wself, 
             _z_all(basis, utot_r, utot_i, z_r, z_i)
             for p in range(start, stop):
                 n = p - start
-                _scaled_du(basis, rij[p, 0], rij[p, 1], rij[p, 2], rcut[p], wj[p], rfac0,
-                           rmin0, switchflag, u_nbr_r[n], u_nbr_i[n], du_r, du_i, dc_r, dc_i)
+                _scaled_du(basis.twojmax, basis.rootpq, basis.idxu_block, basis.half_index,
+                           rij[p, 0], rij[p, 1], rij[p, 2], rcut[p], wj[p], rfac0, rmin0,
+                           switchflag, u_nbr_r[n], u_nbr_i[n], du_r, du_i, dc_r, dc_i)
                 for t in range(basis.db_terms.shape[0]):
                     term_row = basis.db_terms[t]
                     _block_dot(dc_r, dc_i, z_r, z_i, term_row[0], term_row[1], term_row[2], term)
