@@ -3,7 +3,8 @@
 A potential spec is used the same way everywhere (``--potential SPEC`` on the command line):
 
 - ``path/to/model.snapparam``: a LAMMPS SNAP model, its ``.snapcoeff`` beside it;
-- ``path/to/model.snap``: a LAMMPS include file (SNAP, or SNAP + ZBL as the file says).
+- ``path/to/model.snap``: a LAMMPS include file (SNAP, or SNAP + ZBL as the file says);
+- ``reference:W``: the embedded Ackland–Thetford Finnis–Sinclair tungsten reference.
 """
 from pathlib import Path
 
@@ -15,13 +16,17 @@ from emtool.params import ParameterError
 def load_potential(spec):
     """The potential object named by ``spec`` (see the module docstring)."""
     spec = str(spec)
+    if spec.startswith("reference:"):
+        from emtool.reference import reference_potential
+        return reference_potential(spec)
     path = Path(spec)
     if path.suffix in (".snapparam", ".snap"):
         if not path.is_file():
             raise ParameterError(f"potential file not found: {spec}")
         from emtool.snap_model import SnapPotential
         return SnapPotential.read(path)
-    raise ParameterError(f"unknown potential spec {spec!r}: expected a .snapparam or .snap file")
+    raise ParameterError(f"unknown potential spec {spec!r}: expected reference:W, a .snapparam "
+                         f"or a .snap file")
 
 
 class EmtoolCalculator(Calculator):
