@@ -1,0 +1,244 @@
+"""Entropy-optimized configurations (paper Methods, Eq. 1, Fig. 6).
+
+Each configuration is a pure function of (seed, index): a random tetragonal box
+(a = b != c) of random volume and atom count, random positions, then FIRE at fixed cell on
+
+    V = V_rep - K S({D})
+
+with S the 1-nearest-neighbor descriptor entropy over the atoms (``kernels.entropy``),
+D_i = B_i / scale the twojmax-2 bispectrum components, and V_rep the exclusion repulsion
+(``kernels.repulsion``). K > 0 maximizes S (disorder), K < 0 minimizes it (order). By
+default even indices use +K and odd indices -K. The choices of V_rep, scale, floor and |K|
+are justified in docs/generator.md.
+"""
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+from ase import Atoms
+from ase.data import atomic_numbers
+
+from emtool.kernels.generator import entropy_potential, relax_entropy
+from emtool.kernels.neighbors import neighbor_pairs_direct
+from emtool.kernels.snap_basis import snap_basis
+from emtool.params import ParameterError
+
+#: Reference volumes of W (Å^3): the paper's box volumes 470-990 Å^3 at 15.9 Å^3/atom.
+W_ATOMIC_VOLUME = 15.9
+W_BOX_VOLUMES = (470.0, 990.0)
+
+#: Seed of the reference sample that fixes the descriptor scale (not the user's seed:
+#: the scale is a property of the method, identical for every job).
+SCALE_SEED = 20211
+
+
+@dataclass(frozen=True)
+class FireParams:
+    """FIRE settings (Bitzek et al. 2006; ASE's defaults), unit masses.
+
+    dt_start, dt_max : time steps (ASE units); max_step : largest atomic displacement of one
+    step (Å); n_min, f_inc, f_dec, alpha_start, f_alpha : the paper's adaptation constants.
+    """
+
+    dt_start: float = 0.1
+    dt_max: float = 1.0
+    max_step: float = 0.2
+    n_min: int = 5
+    f_inc: float = 1.1
+    f_dec: float = 0.5
+    alpha_start: float = 0.1
+    f_alpha: float = 0.99
+
+    def array(self):
+        return np.array([self.dt_start, self.dt_max, self.max_step, self.n_min, self.f_inc,
+                         self.f_dec, self.alpha_start, self.f_alpha], float)
+
+
+@dataclass(frozen=True)
+class GeneratorParams:
+    """Parameters of entropy-optimized generation; defaults are tungsten's (paper Fig. 6).
+
+    element : chemical symbol.
+    atomic_volume : Å^3 per atom of the material at ambient density (W: 15.9).
+    box_volumes : (min, max) box volume in units of ``atomic_volume`` (W: 470-990 Å^3).
+    natoms : (min, max) atom count, inclusive (W: 32-40).
+    aspect : (min, max) of c/a of the tetragonal box.
+    exclusion_radius : r_ex (Å), the one material parameter of V_rep.
+    repulsion_energy : e0 (eV), the scale of V_rep.
+    K : entropy weight magnitude (eV); ``sign`` "both" (even index +K, odd -K), "max" or "min".
+    twojmax, rcut : descriptor settings (the paper: 5 components, twojmax 2, R = 4.73 Å).
+    floor : entropy floor in scaled descriptor units.
+    descriptor_scale : per-component scale of B (tuple, D values), None = derive it from a
+        fixed reference sample of random boxes (``with_descriptor_scale``).
+    fmax : FIRE stops when the largest force is below this (eV/Å); max_steps : step budget
+        of the entropy stage; overlap_steps : budget of the first stage (V_rep alone), which
+        removes the overlaps of the random start.
+    skin : Verlet skin of the neighbor list (Å).
+    """
+
+    element: str = "W"
+    atomic_volume: float = W_ATOMIC_VOLUME
+    box_volumes: tuple = (W_BOX_VOLUMES[0] / W_ATOMIC_VOLUME, W_BOX_VOLUMES[1] / W_ATOMIC_VOLUME)
+    natoms: tuple = (32, 40)
+    aspect: tuple = (0.5, 2.0)
+    exclusion_radius: float = 2.2
+    repulsion_energy: float = 10.0
+    K: float = 5.0
+    sign: str = "both"
+    twojmax: int = 2
+    rcut: float = 4.73
+    floor: float = 1e-3
+    descriptor_scale: tuple = None
+    fmax: float = 0.05
+    max_steps: int = 200
+    overlap_steps: int = 100
+    skin: float = 0.5
+    fire: FireParams = field(default_factory=FireParams)
+
+    def __post_init__(self):
+        if self.element not in atomic_numbers:
+            raise ParameterError(f"unknown element {self.element!r}")
+        lo, hi = self.box_volumes
+        if not 0 < lo <= hi:
+            raise ParameterError(f"box volume range must satisfy 0 < min <= max, got {lo}..{hi}")
+        nlo, nhi = self.natoms
+        if int(nlo) != nlo or int(nhi) != nhi or not 2 <= nlo <= nhi:
+            raise ParameterError(f"atom count range must be integers 2 <= min <= max, got {nlo}..{nhi}")
+        if not 0 < self.aspect[0] <= self.aspect[1]:
+            raise ParameterError(f"aspect range must satisfy 0 < min <= max, got {self.aspect}")
+        for name in ("atomic_volume", "exclusion_radius", "repulsion_energy", "rcut", "floor",
+                     "fmax", "skin"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value > 0):
+                raise ParameterError(f"{name} must be a positive number, got {value}")
+        if self.K < 0:
+            raise ParameterError("K is a magnitude (>= 0); choose its sign with sign='max'/'min'")
+        if self.sign not in ("both", "max", "min"):
+            raise ParameterError(f"sign must be 'both', 'max' or 'min', got {self.sign!r}")
+        for name in ("max_steps", "overlap_steps"):
+            value = getattr(self, name)
+            if int(value) != value or value < 0:
+                raise ParameterError(f"{name} must be an integer >= 0, got {value}")
+        if self.exclusion_radius >= self.rcut:
+            raise ParameterError("exclusion_radius must be smaller than the descriptor cutoff rcut")
+        densest = nhi / (lo * self.atomic_volume)
+        packing = densest * np.pi / 6 * self.exclusion_radius ** 3
+        if packing > 0.55:
+            raise ParameterError(
+                f"exclusion radius {self.exclusion_radius} Å is too large for the densest box "
+                f"({nhi} atoms in {lo * self.atomic_volume:.0f} Å^3): hard-sphere packing "
+                f"fraction {packing:.2f} > 0.55")
+        if self.descriptor_scale is not None:
+            scale = tuple(float(s) for s in self.descriptor_scale)
+            if len(scale) != snap_basis(self.twojmax).idxb.shape[0] or min(scale) <= 0:
+                raise ParameterError("descriptor_scale needs one positive value per component")
+            object.__setattr__(self, "descriptor_scale", scale)
+
+    @property
+    def exclusion_bound(self):
+        """Documented lower bound (Å) of every pair distance in generated configurations:
+        0.85 r_ex (V_rep is a soft wall; the entropy force compresses it slightly)."""
+        return 0.85 * self.exclusion_radius
+
+    def to_dict(self):
+        """JSON-ready parameters (stored in the dataset to refuse mismatched resumes)."""
+        return asdict(self)
+
+    def sign_of(self, index):
+        """+1 (maximize S) or -1 (minimize S) for configuration ``index``."""
+        if self.sign == "both":
+            return 1.0 if index % 2 == 0 else -1.0
+        return 1.0 if self.sign == "max" else -1.0
+
+    def with_descriptor_scale(self):
+        """A copy with ``descriptor_scale`` set (unchanged if already set)."""
+        if self.descriptor_scale is not None:
+            return self
+        return replace(self, descriptor_scale=tuple(reference_scale(self)))
+
+
+def random_start(params, rng):
+    """A random tetragonal box and uniformly random positions (ASE Atoms, periodic)."""
+    natoms = int(rng.integers(params.natoms[0], params.natoms[1] + 1))
+    volume = rng.uniform(*params.box_volumes) * params.atomic_volume
+    aspect = np.exp(rng.uniform(np.log(params.aspect[0]), np.log(params.aspect[1])))
+    a = (volume / aspect) ** (1.0 / 3.0)
+    atoms = Atoms(f"{params.element}{natoms}", cell=np.diag([a, a, a * aspect]), pbc=True)
+    atoms.set_scaled_positions(rng.random((natoms, 3)))
+    return atoms
+
+
+def _snap_constants(params):
+    return np.array([params.rcut, 0.99363, 0.0, 1.0, 1.0])
+
+
+def _potential_constants(params, sign):
+    return np.array([sign * params.K, params.floor, params.exclusion_radius,
+                     params.repulsion_energy])
+
+
+def reference_scale(params, samples=8):
+    """Per-component standard deviation of B over random starts (fixed seed SCALE_SEED).
+
+    These starts are the generator's own (uniform random positions at the material's
+    density), so scaled descriptors are O(1) in every direction at the start of a run.
+    """
+    rng = np.random.default_rng(SCALE_SEED)
+    basis = snap_basis(params.twojmax)
+    rows = []
+    for _ in range(samples):
+        atoms = random_start(params, rng)
+        rows.append(_bispectrum(atoms, params, basis))
+    return np.vstack(rows).std(axis=0)
+
+
+def _bispectrum(atoms, params, basis):
+    from emtool import SnapParams, bispectrum
+    return bispectrum(atoms, SnapParams(twojmax=params.twojmax, rcutfac=params.rcut, bzeroflag=0))
+
+
+def evaluate_potential(atoms, params, sign):
+    """(V, S, V_rep, forces) of V = V_rep - sign K S for ``atoms`` (ASE Atoms, periodic)."""
+    params = params.with_descriptor_scale()
+    positions = np.ascontiguousarray(atoms.positions, dtype=float)
+    cell = np.ascontiguousarray(atoms.cell.array, dtype=float)
+    pbc = np.ascontiguousarray(atoms.pbc, dtype=np.bool_)
+    i, j, shift, _ = neighbor_pairs_direct(positions, cell, pbc, params.rcut)
+    return entropy_potential(positions, cell, i, j, shift, snap_basis(params.twojmax),
+                             _snap_constants(params), np.asarray(params.descriptor_scale),
+                             _potential_constants(params, sign))
+
+
+def _relax(atoms, params, sign, max_steps):
+    return relax_entropy(
+        np.ascontiguousarray(atoms.positions), np.ascontiguousarray(atoms.cell.array),
+        np.ones(3, np.bool_), snap_basis(params.twojmax), _snap_constants(params),
+        np.asarray(params.descriptor_scale), _potential_constants(params, sign),
+        params.fire.array(), params.fmax, max_steps, params.skin)
+
+
+def generate_one(params, seed, index):
+    """Configuration ``index`` of the job with global ``seed``: ASE Atoms, positions wrapped.
+
+    Two FIRE stages at fixed cell: V_rep alone (removes the overlaps of the uniformly random
+    start), then V = V_rep - K S. ``atoms.info`` holds index, seed, group ("entropy_max" for
+    K > 0, "entropy_min" for K < 0), K (eV, signed), entropy_random (S of the random start),
+    entropy_start (S after the first stage), entropy (final S), V_rep (eV), steps (entropy
+    stage), overlap_steps, fmax (eV/Å) and converged (of the entropy stage).
+    ``params`` must have its descriptor scale set.
+    """
+    if params.descriptor_scale is None:
+        raise ParameterError("generate_one needs params.with_descriptor_scale()")
+    rng = np.random.default_rng([seed, index])
+    atoms = random_start(params, rng)
+    sign = params.sign_of(index)
+    atoms.positions, first = _relax(atoms, params, 0.0, params.overlap_steps)
+    atoms.positions, stats = _relax(atoms, params, sign, params.max_steps)
+    atoms.wrap()
+    atoms.info.update(index=int(index), seed=int(seed),
+                      group="entropy_max" if sign > 0 else "entropy_min",
+                      K=float(sign * params.K), entropy_random=float(first[0]),
+                      entropy_start=float(stats[0]), entropy=float(stats[1]),
+                      V_rep=float(stats[2]), steps=int(stats[3]),
+                      overlap_steps=int(first[3]), fmax=float(stats[4]),
+                      converged=bool(stats[5]))
+    return atoms
