@@ -6,6 +6,7 @@ Public API (stable names): ``SnapParams``, ``bispectrum``, ``bispectrum_derivati
 from emtool.params import ParameterError, SnapParams, n_bispectrum
 from emtool.snap import bispectrum, bispectrum_derivatives
 from emtool.structure import StructureError
+from emtool.dataset import read_dataset, write_dataset
 
 __version__ = "0.1.0"
 

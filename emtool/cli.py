@@ -1,5 +1,6 @@
 """The ``emtool`` command line: thin click commands over the importable workflows."""
 import functools
+import sys
 import logging
 from pathlib import Path
 
@@ -109,13 +110,103 @@ def descriptors(structures, output, index, derivatives, **snap):
 @main.command()
 @click.option("-o", "--output", default="emtool-out", show_default=True,
               type=click.Path(file_okay=False), help="Folder for the results and the report.")
+@click.option("-n", "count", type=int, default=24, show_default=True,
+              help="Configurations to generate.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Local worker processes.")
 @user_errors
-def run(output):
-    """Run the main job on the embedded defaults and write a short report.
+def run(output, count, workers):
+    """Run the main job on the embedded defaults and write a short report with a plot.
 
-    For now: bispectrum components (2J = 8, R = 4.73 Å) of a built-in thermally displaced
-    BCC tungsten cell, with their summary statistics.
+    For now: generate entropy-optimized W configurations (half maximizing, half minimizing
+    the descriptor entropy) into OUTPUT/em.h5 and compute their bispectrum components
+    (2J = 8, R = 4.73 Å). Rerunning resumes.
     """
     from emtool.workflows import default_run
-    report = default_run(Path(output))
+    report = default_run(Path(output), n=count, workers=workers)
     click.echo(f"report: {report}")
+
+
+@main.command()
+@click.option("-n", "count", type=int, required=True, help="Number of configurations (indices 0..N-1).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Dataset file (HDF5). An existing file of the same job is resumed/extended.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Global seed; configuration k is a pure function of (seed, k).")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Local worker processes (one Numba thread each).")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Run on a Dask cluster (e.g. tcp://host:8786) instead of local workers; "
+                   "same result.")
+@click.option("--element", default="W", show_default=True, help="Chemical symbol.")
+@click.option("--atomic-volume", type=float, default=15.9, show_default=True,
+              help="Volume per atom at ambient density, Å^3 (scales the box volumes).")
+@click.option("--volume-range", type=float, nargs=2, metavar="MIN MAX",
+              help="Box volume range in Å^3 [default: 470 990 for W, scaled by "
+                   "--atomic-volume/15.9 otherwise].")
+@click.option("--natoms", type=int, nargs=2, default=(32, 40), show_default=True,
+              metavar="MIN MAX", help="Atom count range (inclusive).")
+@click.option("--exclusion-radius", type=float, default=2.2, show_default=True,
+              help="r_ex (Å) of the repulsive pair term; pairs end at >= 0.85 r_ex.")
+@click.option("-K", "--K", "k_weight", type=float, default=5.0, show_default=True,
+              help="Entropy weight |K| (eV) in V = V_rep - K S.")
+@click.option("--sign", type=click.Choice(["both", "max", "min"]), default="both",
+              show_default=True,
+              help="both: even indices maximize S (K > 0), odd minimize it (K < 0).")
+@click.option("--max-steps", type=int, default=200, show_default=True,
+              help="FIRE step budget of the entropy stage.")
+@click.option("--fmax", type=float, default=0.05, show_default=True,
+              help="FIRE stops when the largest force is below this (eV/Å).")
+@user_errors
+def generate(count, output, seed, workers, scheduler, element, atomic_volume, volume_range,
+             natoms, exclusion_radius, k_weight, sign, max_steps, fmax):
+    """Generate entropy-optimized configurations (paper Eq. 1, Fig. 6) into an HDF5 dataset.
+
+    Each start is a random tetragonal box with random positions, relaxed by FIRE at fixed cell
+    on V = V_rep - K S of the twojmax-2 bispectrum entropy. Interrupt any time (even kill -9)
+    and rerun the same command to resume.
+    """
+    from emtool.generate import GeneratorParams, generate_dataset
+    from emtool.dataset import DatasetError
+    if workers < 1:
+        raise CliError(f"--workers must be >= 1, got {workers}")
+    defaults = GeneratorParams()
+    volumes = (tuple(v / atomic_volume for v in volume_range) if volume_range
+               else defaults.box_volumes)
+    params = GeneratorParams(element=element, atomic_volume=atomic_volume, box_volumes=volumes,
+                             natoms=tuple(natoms), exclusion_radius=exclusion_radius, K=k_weight,
+                             sign=sign, max_steps=max_steps, fmax=fmax)
+    with click.progressbar(length=count, label="generate", show_eta=True, show_pos=True,
+                           file=sys.stderr) as bar:
+        try:
+            summary = generate_dataset(output, count, seed, params, workers, scheduler,
+                                       progress=lambda done, total: bar.update(1))
+        except DatasetError as err:
+            raise CliError(str(err)) from None
+    new = summary["new"]
+    rate = new / summary["seconds"] if summary["seconds"] > 0 else float("nan")
+    click.echo(f"{output}: {new} new configurations ({summary['skipped']} already present) in "
+               f"{summary['seconds']:.1f} s ({rate:.1f}/s)")
+    if new:
+        click.echo(f"  K > 0: {summary['entropy_up']}/{summary['K_positive']} raised S; "
+                   f"K < 0: {summary['entropy_down']}/{summary['K_negative']} lowered S; "
+                   f"{summary['steps'] / new:.0f} FIRE steps per configuration, "
+                   f"{summary['converged']} reached fmax")
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")
+@user_errors
+def info(path, as_json):
+    """Summary of a dataset: counts, groups, volume and energy ranges, provenance."""
+    import json
+    from emtool.dataset import DatasetError, dataset_info, format_info
+    try:
+        summary = dataset_info(path)
+    except DatasetError as err:
+        raise CliError(str(err)) from None
+    click.echo(json.dumps(summary, indent=2) if as_json else format_info(summary))
+
+
+if __name__ == "__main__":
+    main()

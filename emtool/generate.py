@@ -11,6 +11,7 @@ D_i = B_i / scale the twojmax-2 bispectrum components, and V_rep the exclusion r
 default even indices use +K and odd indices -K. The choices of V_rep, scale, floor and |K|
 are justified in docs/generator.md.
 """
+import time
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -29,6 +30,10 @@ W_BOX_VOLUMES = (470.0, 990.0)
 #: Seed of the reference sample that fixes the descriptor scale (not the user's seed:
 #: the scale is a property of the method, identical for every job).
 SCALE_SEED = 20211
+
+#: Largest hard-sphere packing fraction (spheres of diameter r_ex) a box may need: random
+#: close packing; beyond it a random start cannot be relaxed to respect r_ex.
+RANDOM_CLOSE_PACKING = 0.64
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,7 @@ class GeneratorParams:
     sign: str = "both"
     twojmax: int = 2
     rcut: float = 4.73
-    floor: float = 1e-3
+    floor: float = 0.05
     descriptor_scale: tuple = None
     fmax: float = 0.05
     max_steps: int = 200
@@ -122,11 +127,11 @@ class GeneratorParams:
             raise ParameterError("exclusion_radius must be smaller than the descriptor cutoff rcut")
         densest = nhi / (lo * self.atomic_volume)
         packing = densest * np.pi / 6 * self.exclusion_radius ** 3
-        if packing > 0.55:
+        if packing > RANDOM_CLOSE_PACKING:
             raise ParameterError(
                 f"exclusion radius {self.exclusion_radius} Å is too large for the densest box "
                 f"({nhi} atoms in {lo * self.atomic_volume:.0f} Å^3): hard-sphere packing "
-                f"fraction {packing:.2f} > 0.55")
+                f"fraction {packing:.2f} > {RANDOM_CLOSE_PACKING} (random close packing)")
         if self.descriptor_scale is not None:
             scale = tuple(float(s) for s in self.descriptor_scale)
             if len(scale) != snap_basis(self.twojmax).idxb.shape[0] or min(scale) <= 0:
@@ -242,3 +247,46 @@ def generate_one(params, seed, index):
                       overlap_steps=int(first[3]), fmax=float(stats[4]),
                       converged=bool(stats[5]))
     return atoms
+
+
+def generate_dataset(output, n, seed=0, params=None, workers=1, scheduler=None, progress=None):
+    """Generate configurations 0..n-1 of job ``seed`` into the dataset ``output`` (HDF5).
+
+    Resumable: indices already in ``output`` (or its journal) are skipped, so rerunning the
+    same command after an interruption, or with a larger ``n``, completes the set; a file
+    made with other generator parameters or seed is refused (``ParameterError``).
+    ``progress(done, total)`` is called after each configuration. Returns a summary dict.
+    """
+    from emtool.dataset import DatasetWriter
+    from emtool.parallel import run_indexed
+    if int(n) != n or n < 1:
+        raise ParameterError(f"the number of configurations must be >= 1, got {n}")
+    params = (params or GeneratorParams()).with_descriptor_scale()
+    parameters = {"job": "generate", "seed": int(seed), "generator": params.to_dict()}
+    start = time.perf_counter()
+    summary = dict(requested=int(n), new=0, steps=0, entropy_up=0, entropy_down=0, K_positive=0,
+                   K_negative=0, converged=0)
+    with DatasetWriter(output, parameters) as writer:
+        done = writer.done_indices()
+        todo = [k for k in range(int(n)) if k not in done]
+
+        def take(atoms):
+            writer.add(atoms)
+            writer.consolidate_if_due()
+            info = atoms.info
+            summary["new"] += 1
+            summary["steps"] += info["steps"] + info["overlap_steps"]
+            summary["converged"] += info["converged"]
+            if info["K"] > 0:
+                summary["K_positive"] += 1
+                summary["entropy_up"] += info["entropy"] > info["entropy_start"]
+            else:
+                summary["K_negative"] += 1
+                summary["entropy_down"] += info["entropy"] < info["entropy_start"]
+            if progress:
+                progress(summary["new"], len(todo))
+
+        run_indexed(generate_one, (params, int(seed)), todo, take, workers, scheduler)
+        writer.finish("generate", {"n": int(n), "seed": int(seed)})
+    summary.update(skipped=int(n) - len(todo), seconds=time.perf_counter() - start)
+    return summary

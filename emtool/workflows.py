@@ -25,11 +25,20 @@ def atomic_write(path, write):
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_structures(paths, index=":"):
@@ -76,35 +85,66 @@ def compute_descriptors(images, params, output, derivatives=False):
     return atomic_write(output, write)
 
 
-def builtin_structure(seed=0):
-    """The embedded default structure: 2x2x2 BCC W (a = 3.1652 Å), displaced by 0.1 Å (Gaussian)."""
-    from ase.build import bulk
-    atoms = bulk("W", "bcc", a=3.1652, cubic=True).repeat((2, 2, 2))
-    atoms.positions += np.random.default_rng(seed).normal(scale=0.1, size=atoms.positions.shape)
-    return atoms
+def default_run(output, n=24, seed=0, workers=1):
+    """The main job on embedded defaults; returns the path of its Markdown report.
 
-
-def default_run(output):
-    """The main job on embedded defaults; returns the path of its Markdown report."""
+    Generates ``n`` entropy-optimized W configurations (half K > 0, half K < 0) into
+    ``output/em.h5``, computes their bispectrum components (2J = 8, R = 4.73 Å) and writes
+    ``output/report.md`` with a figure of the entropy change per configuration.
+    """
+    from emtool.dataset import read_dataset
+    from emtool.generate import generate_dataset
     from emtool.params import SnapParams
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    atoms = builtin_structure()
+    summary = generate_dataset(output / "em.h5", n, seed=seed, workers=workers)
+    images = read_dataset(output / "em.h5")
     params = SnapParams()
     start = time.perf_counter()
-    path = compute_descriptors([atoms], params, output / "descriptors.npz")
-    elapsed = time.perf_counter() - start
-    b = np.load(path)["B"]
+    compute_descriptors(images, params, output / "descriptors.npz")
+    seconds = time.perf_counter() - start
+    figure = _entropy_figure(images, output / "entropy.png")
     lines = ["# emtool report", "",
-             f"Structure: built-in BCC W 2x2x2 ({len(atoms)} atoms), 0.1 Å Gaussian displacements.",
-             f"Descriptors: SNAP bispectrum, twojmax {params.twojmax}, R = {params.rcutfac} Å, "
-             f"D = {params.ncoeff}, bzeroflag {params.bzeroflag} (LAMMPS compute sna/atom columns).",
-             f"Time: {elapsed:.2f} s (including JIT compilation on first use).", "",
-             "| component | (j1, j2, j) | mean | std |", "|---:|---|---:|---:|"]
-    from emtool.kernels.snap_basis import snap_basis
-    for k, (j1, j2, j) in enumerate(snap_basis(params.twojmax).idxb[:10]):
-        lines.append(f"| {k} | ({j1}, {j2}, {j}) | {b[:, k].mean():.6g} | {b[:, k].std():.3g} |")
-    lines += ["", f"All {params.ncoeff} components per atom: `{path.name}` (array `B`)."]
+             f"## Generation ({len(images)} W configurations, seed {seed})", "",
+             f"`em.h5`: {summary['new']} new configurations in {summary['seconds']:.1f} s "
+             f"({summary['skipped']} were already there).", "",
+             "| group | configurations | S start (mean) | S end (mean) | moved in the direction of K |",
+             "|---|---:|---:|---:|---:|"]
+    for group, sign in (("entropy_max", 1), ("entropy_min", -1)):
+        half = [a for a in images if a.info["group"] == group]
+        if not half:
+            continue
+        s0 = np.mean([a.info["entropy_start"] for a in half])
+        s1 = np.mean([a.info["entropy"] for a in half])
+        moved = np.mean([np.sign(a.info["entropy"] - a.info["entropy_start"]) == sign
+                         for a in half])
+        lines.append(f"| {group} | {len(half)} | {s0:.3f} | {s1:.3f} | {100 * moved:.0f}% |")
+    lines += ["", f"![entropy per configuration]({figure.name})", "",
+              "## Descriptors", "",
+              f"SNAP bispectrum, twojmax {params.twojmax}, R = {params.rcutfac} Å, "
+              f"D = {params.ncoeff} per atom (LAMMPS compute sna/atom columns), in "
+              f"`descriptors.npz`: {sum(len(a) for a in images)} atoms in {seconds:.2f} s."]
     report = output / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report
+
+
+def _entropy_figure(images, path):
+    """Scatter of S before and after the entropy stage, one point per configuration."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    for group, color in (("entropy_max", "tab:red"), ("entropy_min", "tab:blue")):
+        half = [a for a in images if a.info["group"] == group]
+        ax.scatter([a.info["entropy_start"] for a in half], [a.info["entropy"] for a in half],
+                   s=12, color=color, label=group)
+    lims = ax.get_xlim()
+    ax.plot(lims, lims, color="gray", lw=0.8)
+    ax.set_xlabel("S after overlap removal")
+    ax.set_ylabel("S after entropy optimization")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -4,11 +4,14 @@ Every kernel is compiled with ``cache=True`` so that the compile cost is paid on
 machine, not once per process. ``fastmath`` is never used: kernels evaluate cutoffs,
 square roots and logarithms where inf/nan handling matters. ``parallel=True`` is opt-in
 per kernel; such kernels only write rows they own inside ``prange`` loops.
+``inline=True`` is for small helpers called per neighbor pair: Numba then inlines them into
+their callers, which removes the call and the reference counting of every array argument.
 """
 import numba
 
 
-def jit(func=None, *, parallel=False):
+def jit(func=None, *, parallel=False, inline=False):
     """Compile ``func`` with the project's Numba options (``nopython``, ``cache=True``)."""
-    decorate = numba.njit(cache=True, parallel=parallel, error_model="numpy")
+    decorate = numba.njit(cache=True, parallel=parallel, error_model="numpy",
+                          inline="always" if inline else "never")
     return decorate if func is None else decorate(func)

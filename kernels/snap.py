@@ -28,7 +28,7 @@ from emtool.kernels.jit import jit
 PI = np.pi
 
 
-@jit
+@jit(inline=True)
 def _switch(r, rcut, rmin0, switchflag):
     """Cutoff function f_c(r) and its derivative (1/Å); LAMMPS compute_sfac/compute_dsfac."""
     if switchflag == 0:
@@ -41,7 +41,7 @@ def _switch(r, rcut, rmin0, switchflag):
     return 0.5 * (np.cos((r - rmin0) * scale) + 1.0), -0.5 * np.sin((r - rmin0) * scale) * scale
 
 
-@jit
+@jit(inline=True)
 def _u_layers(twojmax, rootpq, idxu_block, x, y, z, z0, r, u_r, u_i):
     """Wigner U-matrices of one neighbor, layers j = 0..twojmax.
 
@@ -79,7 +79,7 @@ def _u_layers(twojmax, rootpq, idxu_block, x, y, z, z0, r, u_r, u_i):
             _mirror_layer(idxu_block[j], j, u_r, u_i)
 
 
-@jit
+@jit(inline=True)
 def _mirror_layer(start, j, u_r, u_i):
     """Fill rows 2*mb > j of a layer from the half 2*mb <= j: u[j-ma][j-mb] = (-1)^(ma-mb) conj u[ma][mb]."""
     jju = start
@@ -100,7 +100,7 @@ def _mirror_layer(start, j, u_r, u_i):
         mbpar = -mbpar
 
 
-@jit
+@jit(inline=True)
 def _du_layers(twojmax, rootpq, idxu_block, x, y, z, z0, r, dz0dr, u_r, u_i, du_r, du_i):
     """dU/dr_ik (unscaled by f_c) of one neighbor, all layers; du_r, du_i are (idxu_max, 3).
 
@@ -165,7 +165,7 @@ def _du_layers(twojmax, rootpq, idxu_block, x, y, z, z0, r, dz0dr, u_r, u_i, du_
                 mbpar = -mbpar
 
 
-@jit
+@jit(inline=True)
 def _angles(x, y, z, rcut, rfac0, rmin0):
     """r = |r_ik|, z0 = r / tan(theta0) and dz0/dr for theta0 = rfac0 pi (r - rmin0)/(rcut - rmin0)."""
     r = np.sqrt(x * x + y * y + z * z)
@@ -211,7 +211,7 @@ def _u_total(basis, rij, rcut, wj, start, stop, rfac0, rmin0, switchflag, wself,
         _mirror_layer(idxu_block[j], j, utot_r, utot_i)
 
 
-@jit
+@jit(inline=True)
 def _z_element(idxz, cg, idxcg_block, idxu_block, jjz, utot_r, utot_i):
     """One Clebsch–Gordan product Z_{j1 j2 j}(ma, mb) (row jjz of idxz); returns (Re, Im)."""
     row = idxz[jjz]
@@ -312,7 +312,7 @@ def _z_all(basis, utot_r, utot_i, z_r, z_i):
         z_i[jjz] = basis.z_weight[jjz] * zi
 
 
-@jit
+@jit(inline=True)
 def _scaled_du(twojmax, rootpq, idxu_block, half_index, x, y, z, rcut, wj, rfac0, rmin0,
                switchflag, u_r, u_i, du_r, du_i, dc_r, dc_i):
     """d(f_c w u)/dr_ik of one neighbor in the compact half layout: dc_r, dc_i (3, n_half).
@@ -339,7 +339,7 @@ def _scaled_du(twojmax, rootpq, idxu_block, half_index, x, y, z, rcut, wj, rfac0
         dc_i[2, t] = gz * ui + sfac * du_i[jju, 2]
 
 
-@jit
+@jit(inline=True)
 def _block_dot(dc_r, dc_i, z_r, z_i, first_z, first_c, n, out):
     """out[k] = 2 sum_t Re(conj(dU[k, first_c + t]) . Z[first_z + t]), t < n (weighted Z)."""
     s0 = 0.0
@@ -357,7 +357,7 @@ def _block_dot(dc_r, dc_i, z_r, z_i, first_z, first_c, n, out):
     out[2] = 2.0 * s2
 
 
-@jit
+@jit(inline=True)
 def _dedr(dc_r, dc_i, yc_r, yc_i, out):
     """dE_i/dr_ik (3,) = 2 sum Re(conj(dU) . Y), both in the compact half layout (Y weighted)."""
     _block_dot(dc_r, dc_i, yc_r, yc_i, 0, 0, yc_r.shape[0], out)

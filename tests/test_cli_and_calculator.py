@@ -62,8 +62,10 @@ def test_calculator_spec_runs_published_potential(shared_data):
 
 
 def test_default_run(tmp_path):
-    result = CliRunner().invoke(main, ["run", "-o", str(tmp_path / "out")])
+    result = CliRunner().invoke(main, ["run", "-o", str(tmp_path / "out"), "-n", "4"])
     assert result.exit_code == 0, result.output
     report = (tmp_path / "out" / "report.md").read_text()
-    assert "D = 55" in report
-    assert np.load(tmp_path / "out" / "descriptors.npz")["B"].shape == (16, 55)
+    assert "D = 55" in report and "entropy_max | 2 |" in report
+    natoms = sum(len(a) for a in emtool.read_dataset(tmp_path / "out" / "em.h5"))
+    assert np.load(tmp_path / "out" / "descriptors.npz")["B"].shape == (natoms, 55)
+    assert (tmp_path / "out" / "entropy.png").stat().st_size > 1000
