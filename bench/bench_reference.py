@@ -15,8 +15,6 @@ Fixed inputs, single thread, warm-up excluded (JIT compile time reported apart):
 Run: python bench/bench_reference.py [--repeats 5] [--steps 20] [--configs 500]
 """
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +23,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from bench_snap import best_time, lammps_time, structure
+from bench_snap import best_time, first_call_seconds, lammps_time, structure
 from emtool.kernels.finnis_sinclair import fs_energy_forces
 from emtool.neighbors import neighbor_list
 from emtool.reference import FinnisSinclairW
@@ -43,12 +41,6 @@ print(time.perf_counter() - start)
 """
 
 
-def first_call_seconds(cache_dir):
-    """Wall time of a fresh process's first evaluation with the Numba cache in cache_dir."""
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir))
-    out = subprocess.run([sys.executable, "-c", FIRST_CALL], env=env, check=True,
-                         capture_output=True, text=True).stdout
-    return float(out.split()[-1])
 
 
 def labeling_throughput(pot, configs):
@@ -79,7 +71,7 @@ def main():
     configs = [random_box(seed, min_distance=2.0) for seed in range(args.configs)]
     per_cpu, per_wall, mean_atoms = labeling_throughput(pot, configs)
     with tempfile.TemporaryDirectory() as tmp:
-        cold, warm = first_call_seconds(tmp), first_call_seconds(tmp)
+        cold, warm = first_call_seconds(tmp, FIRST_CALL), first_call_seconds(tmp, FIRST_CALL)
         table = Path(tmp) / "W_AT.eam.fs"
         write_setfl(table, pot)
         lammps = lammps_time(atoms, ["pair_style eam/fs", f"pair_coeff * * {table} W",

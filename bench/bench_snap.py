@@ -110,10 +110,11 @@ print(time.perf_counter() - start)
 """
 
 
-def first_call_seconds(cache_dir):
-    """Wall time of a fresh process's first SNAP evaluation with the Numba cache in cache_dir."""
+def first_call_seconds(cache_dir, code=FIRST_CALL):
+    """Wall time (printed by ``code``) of a fresh process's first evaluation, with the Numba
+    cache in cache_dir."""
     env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir))
-    out = subprocess.run([sys.executable, "-c", FIRST_CALL], env=env, check=True,
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
                          capture_output=True, text=True).stdout
     return float(out.split()[-1])
 

@@ -1,7 +1,7 @@
 """emtool: entropy-optimized training sets for machine-learned interatomic potentials.
 
 Public API (stable names): ``SnapParams``, ``bispectrum``, ``bispectrum_derivatives``,
-``calculator``, ``SnapPotential``.
+``calculator``, ``SnapPotential``, ``read_dataset``, ``write_dataset``.
 """
 from emtool.params import ParameterError, SnapParams, n_bispectrum
 from emtool.snap import bispectrum, bispectrum_derivatives
@@ -9,6 +9,9 @@ from emtool.structure import StructureError
 from emtool.dataset import read_dataset, write_dataset
 
 __version__ = "0.1.0"
+__all__ = ["ParameterError", "SnapParams", "StructureError", "bispectrum",
+           "bispectrum_derivatives", "calculator", "n_bispectrum", "read_dataset",
+           "write_dataset", "SnapPotential"]
 
 
 def calculator(spec):

@@ -2,7 +2,6 @@
 (journal, resume, SIGKILL at random moments and at chosen crash points)."""
 import inspect
 import json
-import os
 import signal
 import subprocess
 import sys

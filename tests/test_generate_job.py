@@ -1,6 +1,5 @@
 """The generation job: workers, Dask, kill/resume, and bad input (through the CLI)."""
 import hashlib
-import os
 import signal
 import subprocess
 import sys
