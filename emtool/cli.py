@@ -208,5 +208,53 @@ def info(path, as_json):
     click.echo(json.dumps(summary, indent=2) if as_json else format_info(summary))
 
 
+
+@main.command()
+@click.argument("dataset", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write the labeled dataset here instead of updating DATASET in place.")
+@click.option("--potential", default="reference:W", show_default=True, metavar="SPEC",
+              help="reference:W, a .snapparam/.snap potential, or an ASE calculator factory "
+                   "'module:factory' or 'path/to/file.py:factory' (e.g. GPAW, docs/dft.md).")
+@click.option("--calc-args", metavar="JSON",
+              help="Keyword arguments of the ASE calculator factory, as a JSON object.")
+@click.option("--command", metavar="TEMPLATE",
+              help="External labeler: shell command with {input} (extxyz written by emtool), "
+                   "{output} (file read back: energy, forces, stress), {dir}, {index}.")
+@click.option("--timeout", type=float, help="Seconds allowed per configuration (--command).")
+@click.option("--workers", type=int, default=1, show_default=True, help="Local worker processes.")
+@click.option("--scheduler", metavar="ADDRESS", help="Dask scheduler address.")
+@click.option("--relabel", is_flag=True, help="Label every configuration, also labeled ones.")
+@click.option("--retry-failed", is_flag=True,
+              help="Also retry configurations whose earlier calculation failed.")
+@user_errors
+def label(dataset, output, potential, calc_args, command, timeout, workers, scheduler, relabel,
+          retry_failed):
+    """Compute reference energies, forces and stress for the configurations of DATASET.
+
+    Takes the configurations without labels (and without a recorded failure). Interrupt any
+    time and rerun to resume. Failed calculations are stored with their error message and
+    retried with --retry-failed; the exit code is 1 when any failed.
+    """
+    from emtool.dataset import DatasetError
+    from emtool.label import label_dataset, labeler_from_options
+    spec = labeler_from_options(potential, calc_args, command, timeout)
+    with click.progressbar(length=1, label="label", show_eta=True, file=sys.stderr) as bar:
+        def progress(done, total):
+            bar.length = total
+            bar.update(1)
+        try:
+            summary = label_dataset(dataset, spec, output, workers, scheduler, relabel,
+                                    retry_failed, progress)
+        except DatasetError as err:
+            raise CliError(str(err)) from None
+    click.echo(f"{output or dataset}: {summary['labeled']} labeled, {summary['failed']} failed, "
+               f"{summary['skipped']} skipped, in {summary['seconds']:.1f} s")
+    for index, error in summary["errors"]:
+        click.echo(f"  configuration {index}: {error}")
+    if summary["failed"]:
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,133 @@
+"""Labeling: embedded reference, a real ASE calculator, an external command, failures,
+retries and kill/resume."""
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from ase.calculators.lj import LennardJones
+from click.testing import CliRunner
+
+from emtool import read_dataset, write_dataset
+from emtool.cli import main
+from emtool.dataset import dataset_info, read_arrays
+from emtool.generate import GeneratorParams, random_start
+from emtool.label import LabelerSpec, label_dataset, labeler_from_options
+from emtool.reference import FinnisSinclairW
+
+LJ = dict(sigma=2.5, epsilon=0.2, rc=6.0)
+
+
+@pytest.fixture
+def unlabeled(tmp_path):
+    rng = np.random.default_rng(0)
+    images = []
+    for k in range(8):
+        atoms = random_start(GeneratorParams(natoms=(4, 6)), rng)
+        atoms.rattle(0.01, seed=k)
+        atoms.info.update(index=k, group="random")
+        images.append(atoms)
+    path = tmp_path / "data.h5"
+    write_dataset(path, images)
+    return path
+
+
+def energies(path):
+    return read_arrays(path)["energy"]
+
+
+def test_reference_labels_equal_direct_evaluation(unlabeled, tmp_path):
+    out = tmp_path / "out.h5"
+    before = unlabeled.read_bytes()
+    summary = label_dataset(unlabeled, output=out)
+    assert summary["labeled"] == 8 and summary["failed"] == 0
+    assert unlabeled.read_bytes() == before
+    reference = FinnisSinclairW()
+    for atoms in read_dataset(out):
+        expected = reference.evaluate(atoms)
+        assert atoms.get_potential_energy() == pytest.approx(expected["energy"], abs=1e-12)
+        np.testing.assert_allclose(atoms.get_forces(), expected["forces"], atol=1e-12)
+        np.testing.assert_allclose(atoms.get_stress(), expected["stress"], atol=1e-14)
+    record = dataset_info(out)["provenance"][-1]
+    assert record["action"] == "label" and record["settings"]["target"] == "reference:W"
+    assert not (tmp_path / "out.h5.labeling.h5").exists()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_real_ase_calculator_labeler(unlabeled, workers):
+    spec = labeler_from_options("ase.calculators.lj:LennardJones", json_args(LJ))
+    label_dataset(unlabeled, spec, workers=workers)
+    for atoms in read_dataset(unlabeled):
+        copy = atoms.copy()
+        copy.calc = LennardJones(**LJ)
+        assert atoms.get_potential_energy() == pytest.approx(copy.get_potential_energy(), abs=1e-12)
+        np.testing.assert_allclose(atoms.get_forces(), copy.get_forces(), atol=1e-12)
+
+
+def json_args(kwargs):
+    import json
+    return json.dumps(kwargs)
+
+
+SCRIPT = ("import sys; from ase.io import read, write; from emtool import calculator; "
+          "a = read(sys.argv[1]); a.calc = calculator('reference:W'); a.get_stress(); "
+          "write(sys.argv[2], a, format='extxyz')")
+
+
+def test_external_command_labeler(unlabeled):
+    command = f"{sys.executable} -c \"{SCRIPT}\" {{input}} {{output}}"
+    summary = label_dataset(unlabeled, LabelerSpec("command", command))
+    assert summary["labeled"] == 8
+    reference = FinnisSinclairW()
+    for atoms in read_dataset(unlabeled):
+        # extxyz keeps 8 decimals of positions on the way out: compare on what was written
+        assert atoms.get_potential_energy() == pytest.approx(
+            reference.evaluate(atoms)["energy"], abs=1e-5)
+
+
+def test_failures_are_recorded_and_retried(unlabeled, tmp_path):
+    failing = LabelerSpec("command", "exit 3 # {input} {output}")
+    summary = label_dataset(unlabeled, failing)
+    assert summary["failed"] == 8 and "code 3" in summary["errors"][0][1]
+    images = read_dataset(unlabeled)
+    assert all("label_error" in a.info and a.calc is None for a in images)
+    assert label_dataset(unlabeled)["skipped"] == 8           # not silently retried
+    summary = label_dataset(unlabeled, retry_failed=True)
+    assert summary["labeled"] == 8
+    assert all("label_error" not in a.info for a in read_dataset(unlabeled))
+
+
+def test_nan_labeler_is_a_clear_failure(unlabeled):
+    result = CliRunner().invoke(main, ["label", str(unlabeled), "--potential",
+                                       "tests/nan_calculator.py:calculator"])
+    assert result.exit_code == 1
+    assert "configuration 0" in result.output and "non-finite" in result.output
+    assert len(read_dataset(unlabeled)) == 8
+
+
+def test_kill_and_resume(unlabeled, tmp_path):
+    slow = f"sleep 0.3; {sys.executable} -c \"{SCRIPT}\" {{input}} {{output}}"
+    reference = tmp_path / "ref.h5"
+    label_dataset(unlabeled, LabelerSpec("command", slow), output=reference)
+    target = tmp_path / "killed.h5"
+    args = [sys.executable, "-m", "emtool.cli", "label", str(unlabeled), "-o", str(target),
+            "--command", slow]
+    child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(4.0)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    subprocess.run(args, check=True, capture_output=True)
+    np.testing.assert_array_equal(energies(target), energies(reference))
+    np.testing.assert_array_equal(read_arrays(target)["forces"], read_arrays(reference)["forces"])
+
+
+def test_bad_labeler_options():
+    from emtool import ParameterError
+    with pytest.raises(ParameterError, match="not valid JSON"):
+        labeler_from_options("ase.calculators.lj:LennardJones", "{sigma")
+    with pytest.raises(ParameterError, match="cannot import"):
+        labeler_from_options("no_such_module:factory")
+    with pytest.raises(ParameterError, match="output"):
+        labeler_from_options(command="run {input}")
