@@ -95,7 +95,8 @@ def params_from_options(snapparam, twojmax, rcutfac, rfac0, rmin0, switchflag, b
 def descriptors(structures, output, index, derivatives, **snap):
     """Bispectrum components B (LAMMPS compute sna/atom columns) of STRUCTURES.
 
-    STRUCTURES are files ASE reads (extxyz, POSCAR, LAMMPS data, ...). The .npz holds
+    STRUCTURES are emtool datasets (.h5) or files ASE reads (extxyz, POSCAR, LAMMPS data,
+    ...). The .npz holds
     B (n_atoms_total, D), config_offsets (n_configs+1,), the parameters and, with
     --derivatives, dBdr (n_atoms_total, D, 3) and virial (n_configs, D, 3, 3).
     """

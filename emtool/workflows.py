@@ -42,12 +42,19 @@ def _umask():
 
 
 def read_structures(paths, index=":"):
-    """ASE ``Atoms`` from every frame ``index`` of each file in ``paths``."""
+    """ASE ``Atoms`` from every frame ``index`` of each file in ``paths`` (emtool datasets,
+    extxyz, POSCAR, ... anything ASE reads)."""
+    import h5py
     from ase.io import read
+    from emtool.dataset import read_dataset
     images = []
     for path in paths:
         if not Path(path).is_file():
             raise FileNotFoundError(f"no such structure file: {path}")
+        if h5py.is_hdf5(path):
+            chosen = read_dataset(path)[_slice(index)]
+            images.extend(chosen if isinstance(chosen, list) else [chosen])
+            continue
         try:
             frames = read(path, index=index)
         except Exception as err:  # ASE raises many types for unreadable files
@@ -56,6 +63,12 @@ def read_structures(paths, index=":"):
     if not images:
         raise StructureError(f"no structures in {', '.join(map(str, paths))}")
     return images
+
+
+def _slice(index):
+    """An ASE-style index string ('-1', '2:10', ':') as an int or slice."""
+    from ase.io.formats import string2index
+    return string2index(index)
 
 
 def compute_descriptors(images, params, output, derivatives=False):

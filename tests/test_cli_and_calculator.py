@@ -30,6 +30,18 @@ def test_descriptors_command(tmp_path):
     assert int(data["twojmax"]) == 6
 
 
+def test_descriptors_from_dataset(tmp_path):
+    images = [random_box(4), displaced_bcc(6)]
+    for k, atoms in enumerate(images):
+        atoms.info["index"] = k
+    emtool.write_dataset(tmp_path / "d.h5", images)
+    result = CliRunner().invoke(main, ["descriptors", str(tmp_path / "d.h5"), "-o",
+                                       str(tmp_path / "b.npz"), "--twojmax", "4", "--index", "-1"])
+    assert result.exit_code == 0, result.output
+    np.testing.assert_allclose(np.load(tmp_path / "b.npz")["B"],
+                               bispectrum(images[1], SnapParams(twojmax=4)), rtol=1e-13)
+
+
 def test_descriptors_from_snapparam(tmp_path, shared_data):
     write(tmp_path / "one.xyz", displaced_bcc(5))
     atoms = read(tmp_path / "one.xyz")
