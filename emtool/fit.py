@@ -1,0 +1,138 @@
+"""Linear and quadratic SNAP by weighted least squares (paper Eq. 3).
+
+Rows per configuration (N atoms, cell volume V), columns c = (1, B, [BB]) per atom:
+
+- energy: (1/N) sum_i c_i  ->  (E - E_ref) / N                     weight w_e
+- forces: -(d/dr_k) sum_i c_i  ->  F_k - F_ref,k (3N rows)           weight w_f
+- stress: -(1/V) W_c (Voigt)  ->  sigma - sigma_ref (6 rows, ASE)    weight w_s
+
+(W_c is the descriptor virial of ``BispectrumDerivatives.virial``.) ``E_ref`` etc. come from an
+optional reference potential subtracted first (e.g. ZBL, as FitSNAP does). The system is
+reduced chunk by chunk with a tall-skinny QR of [w A | w b] (memory O(columns^2)), then
+solved by SVD of R (equivalent to ``lstsq`` of the full system), with an optional ridge term.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from emtool.params import ParameterError
+from emtool.snap import bispectrum_derivatives, bispectrum_from_pairs, quadratic_columns, snap_pairs
+
+
+@dataclass(frozen=True)
+class GroupWeights:
+    """Row weights of one group: energy (per eV/atom), force (per eV/Å), stress (per eV/Å^3)."""
+
+    energy: float = 1.0
+    force: float = 1.0
+    stress: float = 0.0
+
+
+@dataclass
+class TallSkinnyQR:
+    """Incremental QR of stacked row blocks [A | b]; keeps only R (columns+1)^2."""
+
+    ncols: int
+    r: np.ndarray = field(default=None)
+    nrows: int = 0
+
+    def add(self, a, b):
+        block = np.hstack([a, b[:, None]])
+        if self.r is not None:
+            block = np.vstack([self.r, block])
+        self.r = np.linalg.qr(block, mode="r")
+        self.nrows += len(a)
+
+    def solve(self, ridge=0.0, rcond=None):
+        """Least-squares coefficients (ncols,) and the weighted residual norm."""
+        if self.r is None:
+            raise ParameterError("no rows to fit")
+        r = self.r
+        if r.shape[0] < self.ncols + 1:
+            r = np.vstack([r, np.zeros((self.ncols + 1 - r.shape[0], self.ncols + 1))])
+        a, rhs, residual = r[:self.ncols, :self.ncols], r[:self.ncols, -1], abs(r[self.ncols, -1])
+        if ridge > 0:
+            a = np.vstack([a, np.sqrt(ridge) * np.eye(self.ncols)])
+            rhs = np.concatenate([rhs, np.zeros(self.ncols)])
+        x = np.linalg.lstsq(a, rhs, rcond=rcond)[0]
+        return x, residual
+
+
+def configuration_rows(atoms, params, quadratic=False):
+    """Design rows of one configuration: (energy row (ncols,), force rows (3N, ncols),
+    stress rows (6, ncols) or None). Columns: 1, the D components, then (quadratic) the
+    D(D+1)/2 products in LAMMPS order."""
+    pairs = snap_pairs(atoms, params)
+    b = bispectrum_from_pairs(params, pairs)
+    der = bispectrum_derivatives(atoms, params)
+    n, d = b.shape
+    grad = der.per_atom()                                  # (N, D, 3) d(sum B)/dr
+    energy = np.concatenate([[float(n)], b.sum(0)])
+    forces = np.concatenate([np.zeros((n, 1, 3)), -grad], axis=1)
+    virial = np.concatenate([np.zeros((1, 3, 3)), der.virial()], axis=0)   # (1+D, 3, 3)
+    if quadratic:
+        k, l = np.triu_indices(d)
+        scale = np.where(k == l, 0.5, 1.0)
+        energy = np.concatenate([energy, quadratic_columns(b).sum(0)])
+        # d(s B_k B_l)/dr_j from atom i: s (B_ik dB_il + B_il dB_ik)/dr_j, per pair
+        dq = scale[None, :, None] * (b[der.i][:, k, None] * der.dbdr[:, l, :]
+                                     + b[der.i][:, l, None] * der.dbdr[:, k, :])
+        qgrad = np.zeros((n, len(k), 3))
+        np.add.at(qgrad, der.j, dq)
+        np.subtract.at(qgrad, der.i, dq)
+        forces = np.concatenate([forces, -qgrad], axis=1)
+        qvirial = -np.einsum("pca,pb->cab", dq, der.rij)
+        virial = np.concatenate([virial, qvirial], axis=0)
+    forces = forces.transpose(0, 2, 1).reshape(3 * n, -1)
+    energy = energy / n
+    stress = None
+    if np.all(atoms.pbc):
+        volume = atoms.get_volume()
+        voigt = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
+        stress = np.array([-virial[:, a, c] / volume for a, c in voigt])
+    return energy, forces, stress
+
+
+def _truth(atoms, reference):
+    """Labels minus the reference potential: (E/N, F (3N,), stress (6,) or None)."""
+    calc = atoms.calc
+    if calc is None or "energy" not in calc.results or "forces" not in calc.results:
+        raise ParameterError(f"configuration {atoms.info.get('index', '?')} has no energy/forces")
+    n = len(atoms)
+    energy = calc.results["energy"]
+    forces = np.asarray(calc.results["forces"], float)
+    stress = calc.results.get("stress")
+    stress = None if stress is None or not np.all(np.isfinite(stress)) else np.asarray(stress, float)
+    if reference is not None:
+        ref = reference.evaluate(atoms)
+        energy = energy - ref["energy"]
+        forces = forces - ref["forces"]
+        if stress is not None:
+            stress = stress - ref["stress"]
+    return energy / n, forces.reshape(-1), stress
+
+
+def fit_snap(images, params, weights=None, reference=None, quadratic=False, ridge=0.0,
+             rcond=None):
+    """Fit SNAP coefficients (1 + D [+ D(D+1)/2],) to labeled ``images``.
+
+    weights : {group: GroupWeights} (default GroupWeights() for every group); reference : an
+    emtool potential whose energy/forces/stress are subtracted from the labels first.
+    Returns (coefficients, info) with info = dict(rows, residual).
+    """
+    weights = weights or {}
+    d = params.ncoeff
+    ncols = 1 + d + (d * (d + 1) // 2 if quadratic else 0)
+    qr = TallSkinnyQR(ncols)
+    for atoms in images:
+        w = weights.get(atoms.info.get("group", ""), GroupWeights())
+        e_row, f_rows, s_rows = configuration_rows(atoms, params, quadratic)
+        e_true, f_true, s_true = _truth(atoms, reference)
+        rows = [w.energy * e_row[None, :], w.force * f_rows]
+        rhs = [np.array([w.energy * e_true]), w.force * f_true]
+        if w.stress > 0 and s_rows is not None and s_true is not None:
+            rows.append(w.stress * s_rows)
+            rhs.append(w.stress * s_true)
+        qr.add(np.vstack(rows), np.concatenate(rhs))
+    coefficients, residual = qr.solve(ridge, rcond)
+    return coefficients, dict(rows=qr.nrows, residual=residual)

@@ -1,0 +1,36 @@
+"""SNAP fitting: recovery of known coefficients from synthetic data."""
+import numpy as np
+import pytest
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from conftest import displaced_bcc, random_box
+from emtool import SnapParams
+from emtool.fit import GroupWeights, fit_snap
+from emtool.snap_model import SnapPotential
+
+
+def labeled(images, model):
+    out = []
+    for atoms in images:
+        result = model.evaluate(atoms)
+        atoms = atoms.copy()
+        atoms.calc = SinglePointCalculator(atoms, energy=result["energy"], forces=result["forces"],
+                                           stress=result["stress"])
+        out.append(atoms)
+    return out
+
+
+@pytest.mark.parametrize("quadratic", [0, 1])
+def test_fit_recovers_known_coefficients(quadratic):
+    params = SnapParams(twojmax=4, rcutfac=4.73, quadraticflag=quadratic, elements=("W",))
+    d = params.ncoeff
+    ncoeff = 1 + d + (d * (d + 1) // 2 if quadratic else 0)
+    truth = np.random.default_rng(1).normal(scale=1e-2, size=ncoeff)
+    truth[0] = -8.0
+    model = SnapPotential(params, truth[None, :])
+    images = labeled([random_box(k, natoms=12) for k in range(6)]
+                     + [displaced_bcc(k, repeat=(1, 1, 2)) for k in range(6)], model)
+    weights = {"": GroupWeights(energy=10.0, force=1.0, stress=1.0)}
+    coefficients, info = fit_snap(images, params, weights, quadratic=bool(quadratic))
+    np.testing.assert_allclose(coefficients, truth, rtol=1e-6, atol=1e-9)
+    assert info["residual"] < 1e-8
