@@ -12,13 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emtool.neighbors import neighbor_list
 from emtool.params import ParameterError, SnapParams
 from emtool.snap import bispectrum_from_pairs, scatter_pair_forces, snap_pair_forces, snap_pairs
 from emtool.snapfiles import ZBLSpec, ncoeffall, read_snap_include, read_snap_model, write_snap_model
-from emtool.structure import check_structure
-from emtool.zbl import zbl_coefficients
-from emtool.kernels.zbl import zbl_energy_forces
+from emtool.zbl import ZBLPotential
 
 
 def voigt(tensor):
@@ -99,7 +96,7 @@ class SnapPotential:
             energies = c[:, 0] + np.einsum("nd,nd->n", beta, b)
         forces, virial = scatter_pair_forces(len(atoms), pairs.i, pairs.j, pairs.rij, dedr)
         if self.zbl is not None:
-            e_zbl, f_zbl, w_zbl = self._zbl(atoms, pairs.element)
+            e_zbl, f_zbl, w_zbl = ZBLPotential(self.zbl, params.elements).energy_forces_virial(atoms)
             energies += e_zbl
             forces += f_zbl
             virial += w_zbl
@@ -107,22 +104,3 @@ class SnapPotential:
         if np.isfinite(pairs.volume):
             result["stress"] = -voigt(virial) / pairs.volume
         return result
-
-    def _zbl(self, atoms, element):
-        positions, cell, pbc = check_structure(atoms.positions, atoms.cell.array, atoms.pbc)
-        nl = neighbor_list(positions, cell, pbc, self.zbl.r_outer)
-        natoms = len(atoms)
-        energies, forces, virial = np.zeros(natoms), np.zeros((natoms, 3)), np.zeros((3, 3))
-        z = np.asarray(self.zbl.z)
-        for a in range(self.params.n_elements):
-            for b in range(self.params.n_elements):
-                sel = (element[nl.i] == a) & (element[nl.j] == b)
-                if not sel.any():
-                    continue
-                coeffs = zbl_coefficients(z[a], z[b], self.zbl.r_inner, self.zbl.r_outer)
-                e, f, w = zbl_energy_forces(natoms, nl.i[sel], nl.j[sel],
-                                            np.ascontiguousarray(nl.rij[sel]), coeffs)
-                energies += e
-                forces += f
-                virial += w
-        return energies, forces, virial

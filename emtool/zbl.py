@@ -61,3 +61,60 @@ def zbl_coefficients(z_i, z_j, r_inner, r_outer):
     swc = -fc + (tc / 2.0) * fcp - (tc * tc / 12.0) * fcpp
     c[[_k.SW1, _k.SW2, _k.SW3, _k.SW4, _k.SW5]] = [swa, swb, swa / 3.0, swb / 4.0, swc]
     return c
+
+
+class ZBLPotential:
+    """ZBL repulsion alone as an emtool potential (``evaluate(atoms) -> dict``).
+
+    ``spec`` is a ``emtool.snapfiles.ZBLSpec`` (r_inner, r_outer, z per element) and
+    ``elements`` the element order of its charges (empty: one species). Used overlaid on
+    SNAP (``SnapPotential``) and as the reference subtracted before fitting (FitSNAP's
+    ``pair_style hybrid/overlay zero ... zbl ...``).
+    """
+
+    def __init__(self, spec, elements=()):
+        self.spec = spec
+        self.elements = tuple(elements)
+        self.cutoff = spec.r_outer
+
+    def _element_index(self, atoms):
+        if not self.elements:
+            return np.zeros(len(atoms), np.int64)
+        lookup = {name: k for k, name in enumerate(self.elements)}
+        try:
+            return np.array([lookup[s] for s in atoms.get_chemical_symbols()], np.int64)
+        except KeyError as err:
+            from emtool.params import ParameterError
+            raise ParameterError(f"ZBL has no charge for element {err.args[0]}") from None
+
+    def energy_forces_virial(self, atoms):
+        """Per-atom energies (N,) eV, forces (N, 3) eV/Å and virial (3, 3) eV."""
+        from emtool.neighbors import neighbor_list
+        from emtool.structure import check_structure
+        positions, cell, pbc = check_structure(atoms.positions, atoms.cell.array, atoms.pbc)
+        nl = neighbor_list(positions, cell, pbc, self.spec.r_outer)
+        element = self._element_index(atoms)
+        natoms = len(atoms)
+        energies, forces, virial = np.zeros(natoms), np.zeros((natoms, 3)), np.zeros((3, 3))
+        z = np.asarray(self.spec.z)
+        for a in range(len(z)):
+            for b in range(len(z)):
+                sel = (element[nl.i] == a) & (element[nl.j] == b)
+                if not sel.any():
+                    continue
+                coeffs = zbl_coefficients(z[a], z[b], self.spec.r_inner, self.spec.r_outer)
+                e, f, w = _k.zbl_energy_forces(natoms, nl.i[sel], nl.j[sel],
+                                               np.ascontiguousarray(nl.rij[sel]), coeffs)
+                energies += e
+                forces += f
+                virial += w
+        return energies, forces, virial
+
+    def evaluate(self, atoms):
+        """dict(energy, energies, forces[, stress]) in eV, eV/Å, eV/Å^3 (ASE conventions)."""
+        from emtool.snap_model import voigt
+        energies, forces, virial = self.energy_forces_virial(atoms)
+        result = dict(energy=float(energies.sum()), energies=energies, forces=forces)
+        if np.all(atoms.pbc):
+            result["stress"] = -voigt(virial) / atoms.get_volume()
+        return result
