@@ -257,5 +257,33 @@ def label(dataset, output, potential, calc_args, command, timeout, workers, sche
         sys.exit(1)
 
 
+
+@main.command()
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Dataset file (HDF5) to write.")
+@click.option("--element", default="W", show_default=True, help="Chemical symbol.")
+@click.option("--structure", type=click.Choice(["bcc", "fcc", "hcp"]),
+              help="Crystal structure [default: bcc for W].")
+@click.option("-a", "lattice_a", type=float, help="Lattice constant a, Å [default: 3.1652 for W].")
+@click.option("-c", "lattice_c", type=float, help="Lattice constant c, Å (hcp).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every group.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@user_errors
+def expert(output, element, structure, lattice_a, lattice_c, seed, overwrite):
+    """Write expert-style configuration groups (strained and displaced crystals, vacancies,
+    interstitials, surfaces, gamma surfaces, liquid snapshots) for an element with no public
+    expert-curated set (docs/expert.md). Unlabeled; label them with `emtool label`."""
+    from emtool.dataset import provenance_record, write_dataset
+    from emtool.expert import expert_groups
+    if Path(output).exists() and not overwrite:
+        raise CliError(f"{output} exists; use --overwrite to replace it")
+    images = expert_groups(element, structure, lattice_a, seed, c=lattice_c)
+    settings = dict(element=element, structure=structure, a=lattice_a, c=lattice_c, seed=seed)
+    write_dataset(output, images, parameters={"job": "expert", **settings},
+                  provenance=[provenance_record("expert", settings)])
+    groups = sorted({a.info["group"] for a in images})
+    click.echo(f"{output}: {len(images)} configurations in {len(groups)} groups "
+               f"({', '.join(groups)})")
+
 if __name__ == "__main__":
     main()

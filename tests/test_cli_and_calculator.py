@@ -5,6 +5,7 @@ from ase.io import read, write
 from click.testing import CliRunner
 
 import emtool
+import emtool.dataset
 from conftest import displaced_bcc, random_box
 from emtool import SnapParams, bispectrum, bispectrum_derivatives
 from emtool.cli import main
@@ -81,3 +82,13 @@ def test_default_run(tmp_path):
     natoms = sum(len(a) for a in emtool.read_dataset(tmp_path / "out" / "em.h5"))
     assert np.load(tmp_path / "out" / "descriptors.npz")["B"].shape == (natoms, 55)
     assert (tmp_path / "out" / "entropy.png").stat().st_size > 1000
+
+
+def test_expert_command(tmp_path):
+    out = tmp_path / "de.h5"
+    result = CliRunner().invoke(main, ["expert", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    info = emtool.dataset.dataset_info(out)
+    assert len(info["groups"]) == 9 and info["configs"] == 300
+    again = CliRunner().invoke(main, ["expert", "-o", str(out)])
+    assert again.exit_code == 2 and "exists" in again.output
