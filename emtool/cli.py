@@ -285,5 +285,45 @@ def expert(output, element, structure, lattice_a, lattice_c, seed, overwrite):
     click.echo(f"{output}: {len(images)} configurations in {len(groups)} groups "
                f"({', '.join(groups)})")
 
+
+@main.command("import")
+@click.argument("source", type=click.Path(exists=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Dataset file (HDF5) to write.")
+@click.option("--format", "fmt", help="ASE format name of SOURCE (default: FitSNAP JSON for "
+                                      "folders and FitSNAP .json files, else ASE's guess).")
+@click.option("--element", help="Require every atom to be this element.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@user_errors
+def import_(source, output, fmt, element, overwrite):
+    """Import SOURCE into an emtool dataset: a FitSNAP JSON folder (groups = folder names;
+    energies total eV, stress in bar), extxyz, or anything ASE reads, with its labels."""
+    from emtool.dataset import DatasetError
+    from emtool.exchange import import_to_dataset
+    try:
+        summary = import_to_dataset(source, output, element=element, fmt=fmt, overwrite=overwrite)
+    except DatasetError as err:
+        raise CliError(str(err)) from None
+    click.echo(f"{output}: {summary['configs']} configurations, {summary['atoms']} atoms, "
+               f"{len(summary['groups'])} groups from {source} ({summary['format']})")
+
+
+@main.command()
+@click.argument("dataset", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "dest", required=True, type=click.Path(),
+              help="extxyz file, or folder for FitSNAP JSON.")
+@click.option("--format", "fmt", type=click.Choice(["extxyz", "fitsnap-json"]), required=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@user_errors
+def export(dataset, dest, fmt, overwrite):
+    """Export DATASET to extxyz (full precision) or a FitSNAP JSON folder."""
+    from emtool.dataset import DatasetError
+    from emtool.exchange import export_dataset
+    try:
+        summary = export_dataset(dataset, dest, fmt, overwrite=overwrite)
+    except DatasetError as err:
+        raise CliError(str(err)) from None
+    click.echo(f"{dest}: {summary['configs']} configurations ({fmt})")
+
 if __name__ == "__main__":
     main()
