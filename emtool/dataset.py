@@ -403,7 +403,7 @@ class DatasetWriter:
             raise DatasetError(f"{shard}: journal shard exists already")
         if not self.journal.is_dir():
             self.journal.mkdir()
-            _fsync_dir(self.path.parent)
+            fsync_path(self.path.parent)
 
         def fill(h5):
             _Output(h5, len(block["index"]), len(block["numbers"]), self._parameters, "[]") \
@@ -451,7 +451,7 @@ class DatasetWriter:
                     break
             if self.journal.is_dir() and not any(self.journal.iterdir()):
                 self.journal.rmdir()
-            _fsync_dir(self.path.parent)
+            fsync_path(self.path.parent)
             self._changed = self._changed or bool(shards)
         self._shards = 0
         self._last = time.monotonic()
@@ -833,13 +833,14 @@ def _atomic_h5(path, fill, prefix):
         finally:
             os.close(fd)
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_path(path.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
-def _fsync_dir(folder):
+def fsync_path(folder):
+    """fsync a file or folder (a folder after a rename makes the rename durable)."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -30,7 +30,8 @@ from ase.data import atomic_numbers
 from ase.io.extxyz import key_val_dict_to_str, key_val_str_to_dict, per_config_properties
 from ase.stress import full_3x3_to_voigt_6_stress, voigt_6_to_full_3x3_stress
 
-from emtool.dataset import DatasetError, provenance_record, read_dataset, write_dataset
+from emtool.dataset import (DatasetError, fsync_path, provenance_record, read_dataset,
+                            write_dataset)
 from emtool.params import ParameterError
 from emtool.structure import StructureError, check_structure
 
@@ -152,7 +153,7 @@ def write_fitsnap_json(images, folder, overwrite=False):
                 target.parent.mkdir()
             _write_text(target, _fitsnap_text(configs))
         for sub in {tmp / name.split("/")[0] for name in files}:
-            _fsync(sub)
+            fsync_path(sub)
 
     _replace_folder(folder, fill, overwrite)
     return folder
@@ -764,14 +765,6 @@ def _check_destination(dest, overwrite, want_dir):
                                 f"{'folder' if want_dir else 'file'}")
 
 
-def _fsync(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_text(path, text):
     with open(path, "x", encoding="utf-8") as handle:
         handle.write(text)
@@ -787,7 +780,7 @@ def _replace_file(path, text, overwrite):
         _write_text(tmp, text)
         _check_destination(path, overwrite, want_dir=False)
         os.replace(tmp, path)
-        _fsync(path.parent)
+        fsync_path(path.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -804,7 +797,7 @@ def _replace_folder(folder, fill, overwrite):
     tmp.mkdir()
     try:
         fill(tmp)
-        _fsync(tmp)
+        fsync_path(tmp)
         _check_destination(folder, overwrite, want_dir=True)
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old-{secrets.token_hex(6)}")
@@ -814,11 +807,11 @@ def _replace_folder(folder, fill, overwrite):
             except BaseException:
                 os.rename(old, folder)
                 raise
-            _fsync(folder.parent)
+            fsync_path(folder.parent)
             shutil.rmtree(old)
         else:
             os.rename(tmp, folder)
-            _fsync(folder.parent)
+            fsync_path(folder.parent)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
