@@ -4,7 +4,8 @@ A potential spec is used the same way everywhere (``--potential SPEC`` on the co
 
 - ``path/to/model.snapparam``: a LAMMPS SNAP model, its ``.snapcoeff`` beside it;
 - ``path/to/model.snap``: a LAMMPS include file (SNAP, or SNAP + ZBL as the file says);
-- ``reference:W``: the embedded Ackland–Thetford Finnis–Sinclair tungsten reference.
+- ``reference:W``: the embedded Ackland–Thetford Finnis–Sinclair tungsten reference;
+- ``path/to/model.json``: a potential fitted by ``emtool fit`` (emtool model file).
 """
 from pathlib import Path
 
@@ -20,13 +21,18 @@ def load_potential(spec):
         from emtool.reference import reference_potential
         return reference_potential(spec)
     path = Path(spec)
+    if path.suffix == ".json":
+        if not path.is_file():
+            raise ParameterError(f"model file not found: {spec}")
+        from emtool.models import load_model
+        return load_model(path)
     if path.suffix in (".snapparam", ".snap"):
         if not path.is_file():
             raise ParameterError(f"potential file not found: {spec}")
         from emtool.snap_model import SnapPotential
         return SnapPotential.read(path)
-    raise ParameterError(f"unknown potential spec {spec!r}: expected reference:W, a .snapparam "
-                         f"or a .snap file")
+    raise ParameterError(f"unknown potential spec {spec!r}: expected reference:W, an emtool "
+                         f"model .json, a .snapparam or a .snap file")
 
 
 class EmtoolCalculator(Calculator):

@@ -311,19 +311,117 @@ def import_(source, output, fmt, element, overwrite):
 @main.command()
 @click.argument("dataset", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "dest", required=True, type=click.Path(),
-              help="extxyz file, or folder for FitSNAP JSON.")
-@click.option("--format", "fmt", type=click.Choice(["extxyz", "fitsnap-json"]), required=True)
+              help="extxyz file, folder for FitSNAP JSON, or folder for LAMMPS files.")
+@click.option("--format", "fmt", type=click.Choice(["extxyz", "fitsnap-json", "lammps"]),
+              required=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @user_errors
 def export(dataset, dest, fmt, overwrite):
-    """Export DATASET to extxyz (full precision) or a FitSNAP JSON folder."""
+    """Export a DATASET to extxyz (full precision) or a FitSNAP JSON folder, or a fitted
+    model (emtool model .json) to LAMMPS (--format lammps: DEST/model.snapcoeff,
+    .snapparam and, with ZBL, model.snap for `include`)."""
     from emtool.dataset import DatasetError
     from emtool.exchange import export_dataset
+    if fmt == "lammps":
+        from emtool.models import load_model
+        folder = Path(dest)
+        if folder.exists() and any(folder.iterdir()) and not overwrite:
+            raise CliError(f"{dest} exists and is not empty; use --overwrite")
+        folder.mkdir(parents=True, exist_ok=True)
+        written = load_model(dataset).write(folder / "model")
+        click.echo(f"{dest}: {', '.join(Path(p).name for p in written)}")
+        return
     try:
         summary = export_dataset(dataset, dest, fmt, overwrite=overwrite)
     except DatasetError as err:
         raise CliError(str(err)) from None
     click.echo(f"{dest}: {summary['configs']} configurations ({fmt})")
+
+
+@main.command()
+@click.argument("train", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Model file to write (emtool model JSON; export to LAMMPS with "
+                   "`emtool export MODEL --format lammps`).")
+@click.option("--model", type=click.Choice(["linear", "quadratic"]), default="linear",
+              show_default=True, help="SNAP form (paper Eq. 3).")
+@click.option("--twojmax", type=int, default=8, show_default=True, help="2J of the descriptors.")
+@click.option("--rcutfac", type=float, default=4.73, show_default=True, help="Cutoff, Å.")
+@click.option("--energy-weight", type=float, default=1.0, show_default=True,
+              help="Weight of energy rows (per eV/atom).")
+@click.option("--force-weight", type=float, default=1.0, show_default=True,
+              help="Weight of force rows (per eV/Å).")
+@click.option("--stress-weight", type=float, default=0.0, show_default=True,
+              help="Weight of stress rows (per eV/Å^3).")
+@click.option("--zbl", type=float, nargs=3, metavar="Z R_INNER R_OUTER",
+              help="Subtract ZBL (charge Z, switching R_INNER..R_OUTER Å) before fitting and "
+                   "overlay it in the model.")
+@click.option("--ridge", type=float, default=0.0, show_default=True, help="Ridge penalty.")
+@click.option("--validation", type=float, default=0.0, show_default=True,
+              help="Random fraction of configurations held out for validation.")
+@click.option("--validation-groups", default="", help="Comma-separated groups held out "
+                                                       "(group-wise split).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random split.")
+@click.option("--fitsnap-input", type=click.Path(dir_okay=False),
+              help="Take descriptor settings, group weights and the reference potential from a "
+                   "FitSNAP input file (overrides the options above).")
+@user_errors
+def fit(train, output, model, twojmax, rcutfac, energy_weight, force_weight, stress_weight, zbl,
+        ridge, validation, validation_groups, seed, fitsnap_input):
+    """Fit a linear or quadratic SNAP potential to the labeled configurations of TRAIN."""
+    from emtool.fit import GroupWeights, fit_dataset
+    from emtool.snapfiles import ZBLSpec
+    params = SnapParams(twojmax=twojmax, rcutfac=rcutfac, bzeroflag=0)
+    weights = _UniformWeights(GroupWeights(energy_weight, force_weight, stress_weight))
+    spec = ZBLSpec(zbl[1], zbl[2], (zbl[0],)) if zbl else None
+    groups = tuple(g for g in validation_groups.split(",") if g)
+    meta = fit_dataset(train, output, model, params, weights, spec, ridge, validation, seed,
+                       groups, fitsnap_input)
+    for split, m in meta["metrics"].items():
+        click.echo(f"{split}: {m['configs']} configurations, energy RMSE {m['energy_rmse']:.4g} "
+                   f"eV/atom, force RMSE {m['force_rmse']:.4g} eV/Å")
+    click.echo(f"{output}: {meta['model']} SNAP, {meta['ndof']} coefficients")
+
+
+class _UniformWeights(dict):
+    """The same GroupWeights for every group."""
+
+    def __init__(self, weights):
+        super().__init__()
+        self.weights = weights
+
+    def get(self, key, default=None):
+        return self.weights
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("data", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON (with the RSE list).")
+@click.option("--plots", type=click.Path(file_okay=False), help="Folder for parity/RSE plots.")
+@user_errors
+def evaluate(model, data, as_json, plots):
+    """Errors of MODEL (any --potential spec) on the labeled configurations of DATA:
+    RMSE and MAE of energy per atom and forces, overall and per group, and the
+    per-configuration RSE (paper Fig. 4)."""
+    import json
+    from emtool.calculators import load_potential
+    from emtool.evaluate import evaluate_images, plot_errors
+    from emtool.dataset import read_dataset
+    potential = load_potential(model)
+    images = read_dataset(data)
+    result = evaluate_images(potential, images)
+    if plots:
+        result["plot"] = str(plot_errors(potential, images, plots))
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+        return
+    click.echo(f"{data}: {result['configs']} configurations ({result['unlabeled']} unlabeled "
+               f"skipped): energy RMSE {result['energy_rmse']:.4g} eV/atom, force RMSE "
+               f"{result['force_rmse']:.4g} eV/Å")
+    for name, m in result["groups"].items():
+        click.echo(f"  {name:28s} {m['configs']:6d}  E {m['energy_rmse']:.4g}  F "
+                   f"{m['force_rmse'] if m['force_rmse'] is not None else float('nan'):.4g}")
 
 if __name__ == "__main__":
     main()

@@ -12,10 +12,11 @@ reduced chunk by chunk with a tall-skinny QR of [w A | w b] (memory O(columns^2)
 solved by SVD of R (equivalent to ``lstsq`` of the full system), with an optional ridge term.
 """
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from emtool.params import ParameterError
+from emtool.params import ParameterError, SnapParams
 from emtool.snap import bispectrum_derivatives, bispectrum_from_pairs, quadratic_columns, snap_pairs
 
 
@@ -136,3 +137,72 @@ def fit_snap(images, params, weights=None, reference=None, quadratic=False, ridg
         qr.add(np.vstack(rows), np.concatenate(rhs))
     coefficients, residual = qr.solve(ridge, rcond)
     return coefficients, dict(rows=qr.nrows, residual=residual)
+
+
+def split_indices(images, validation=0.0, seed=0, validation_groups=()):
+    """(train, validation) lists: whole groups named in ``validation_groups`` go to validation
+    (group-wise split, paper "DE split by expert labels"), otherwise a random fraction."""
+    if validation_groups:
+        names = {a.info.get("group", "") for a in images}
+        unknown = set(validation_groups) - names
+        if unknown:
+            raise ParameterError(f"validation groups not in the data: {', '.join(sorted(unknown))}")
+        held = [a for a in images if a.info.get("group", "") in validation_groups]
+        return [a for a in images if a.info.get("group", "") not in validation_groups], held
+    if not 0 <= validation < 1:
+        raise ParameterError(f"validation fraction must be in [0, 1), got {validation}")
+    order = np.random.default_rng(seed).permutation(len(images))
+    n_val = int(round(validation * len(images)))
+    return [images[k] for k in order[n_val:]], [images[k] for k in order[:n_val]]
+
+
+def fit_dataset(train_path, output, model="linear", params=None, weights=None, zbl=None,
+                ridge=0.0, validation=0.0, seed=0, validation_groups=(), fitsnap_input=None):
+    """Fit a SNAP model to the labeled configurations of dataset ``train_path``, save it as an
+    emtool model file ``output`` and return its metadata (settings and train/validation
+    metrics). ``fitsnap_input`` (a FitSNAP .in) supplies params, group weights and the
+    reference potential; ``zbl`` (a ZBLSpec) is subtracted before the fit and overlaid after.
+    """
+    from emtool.dataset import read_dataset
+    from emtool.evaluate import evaluate_images
+    from emtool.models import save_model
+    from emtool.snap_model import SnapPotential
+    from emtool.zbl import ZBLPotential
+    if model not in ("linear", "quadratic"):
+        raise ParameterError(f"unknown SNAP model {model!r}: linear or quadratic")
+    images = [a for a in read_dataset(train_path)
+              if a.calc is not None and np.isfinite(a.calc.results.get("energy", np.nan))]
+    if not images:
+        raise ParameterError(f"{train_path}: no labeled configurations")
+    elements = tuple(sorted({s for a in images for s in a.get_chemical_symbols()}))
+    if fitsnap_input is not None:
+        from emtool.fitsnap_input import read_fitsnap_input
+        setup = read_fitsnap_input(fitsnap_input)
+        params, weights = setup.params, setup.weights
+        zbl = setup.reference.spec if setup.reference is not None else None
+    params = (params or SnapParams()).replace(
+        quadraticflag=int(model == "quadratic") or (params.quadraticflag if params else 0))
+    if not params.elements:
+        if len(elements) != 1:
+            raise ParameterError(f"{train_path}: several elements {elements}; give element "
+                                 f"radii and weights (a FitSNAP input)")
+        params = params.replace(elements=elements)
+    reference = ZBLPotential(zbl, params.elements) if zbl is not None else None
+    train, held = split_indices(images, validation, seed, validation_groups)
+    coefficients, info = fit_snap(train, params, weights, reference, bool(params.quadraticflag),
+                                  ridge)
+    potential = SnapPotential(params, coefficients[None, :], zbl)
+    metrics = {"train": _summary(evaluate_images(potential, train))}
+    if held:
+        metrics["validation"] = _summary(evaluate_images(potential, held))
+    metadata = dict(dataset=str(Path(train_path).resolve()), model=model, ndof=len(coefficients),
+                    ridge=ridge, validation=validation, seed=seed,
+                    validation_groups=list(validation_groups),
+                    fitsnap_input=str(fitsnap_input) if fitsnap_input else None,
+                    rows=info["rows"], metrics=metrics)
+    save_model(output, potential, metadata)
+    return metadata
+
+
+def _summary(result):
+    return {key: value for key, value in result.items() if key != "rse"}

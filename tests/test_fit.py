@@ -56,3 +56,55 @@ def test_fitsnap_ta_reference_fit_is_reproduced(shared_data):
         f_err.append((ours["forces"] + zbl["forces"] - atoms.get_forces()).ravel())
     assert np.sqrt(np.mean(np.square(e_err))) == pytest.approx(0.379769, rel=1e-2)
     assert np.sqrt(np.mean(np.square(np.concatenate(f_err)))) == pytest.approx(0.160973, rel=1e-2)
+
+
+def test_fit_command_model_file_and_lammps_export(tmp_path):
+    """emtool fit -> model file -> emtool.calculator and LAMMPS give the same energies/forces."""
+    import emtool
+    from click.testing import CliRunner
+    from emtool.cli import main
+    from emtool.lammps import lammps_potential
+    params = SnapParams(twojmax=4, rcutfac=4.73, bzeroflag=0, elements=("W",))
+    truth = np.random.default_rng(2).normal(scale=1e-2, size=(1, 1 + params.ncoeff))
+    zbl_model = SnapPotential(params, truth)
+    images = labeled([random_box(k, natoms=12) for k in range(8)], zbl_model)
+    for k, atoms in enumerate(images):
+        atoms.info["index"] = k
+    emtool.write_dataset(tmp_path / "train.h5", images)
+    model = tmp_path / "m.json"
+    result = CliRunner().invoke(main, ["fit", str(tmp_path / "train.h5"), "-o", str(model),
+                                       "--twojmax", "4", "--zbl", "74", "4.0", "4.8"])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "lmp"
+    result = CliRunner().invoke(main, ["export", str(model), "--format", "lammps", "-o", str(folder)])
+    assert result.exit_code == 0, result.output
+    atoms = random_box(20)
+    atoms.calc = emtool.calculator(str(model))
+    ref = lammps_potential(atoms, ["pair_style hybrid/overlay zbl 4.0 4.8 snap",
+                                   "pair_coeff 1 1 zbl 74 74",
+                                   f"pair_coeff * * snap {folder}/model.snapcoeff "
+                                   f"{folder}/model.snapparam W"])
+    assert abs(atoms.get_potential_energy() - ref["energy"]) <= 1e-8
+    np.testing.assert_allclose(atoms.get_forces(), ref["forces"], atol=1e-8)
+
+
+def test_evaluate_command_json(tmp_path):
+    import json
+    import emtool
+    from click.testing import CliRunner
+    from emtool.cli import main
+    params = SnapParams(twojmax=2, rcutfac=4.73, elements=("W",))
+    model = SnapPotential(params, np.r_[-8.0, np.full(params.ncoeff, 1e-3)][None, :])
+    images = labeled([random_box(k, natoms=10) for k in range(4)], model)
+    for k, atoms in enumerate(images):
+        atoms.info.update(index=k, group="a" if k < 2 else "b")
+    emtool.write_dataset(tmp_path / "d.h5", images)
+    from emtool.models import save_model
+    save_model(tmp_path / "m.json", model)
+    result = CliRunner().invoke(main, ["evaluate", str(tmp_path / "m.json"), str(tmp_path / "d.h5"),
+                                       "--json", "--plots", str(tmp_path / "plots")])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["energy_rmse"] < 1e-12 and report["force_rmse"] < 1e-12
+    assert set(report["groups"]) == {"a", "b"} and len(report["rse"]) == 4
+    assert (tmp_path / "plots" / "errors.png").exists()
