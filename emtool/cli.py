@@ -365,9 +365,11 @@ def export(dataset, dest, fmt, overwrite):
 @click.option("--fitsnap-input", type=click.Path(dir_okay=False),
               help="Take descriptor settings, group weights and the reference potential from a "
                    "FitSNAP input file (overrides the options above).")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Worker processes building the rows (one Numba thread each).")
 @user_errors
 def fit(train, output, model, twojmax, rcutfac, energy_weight, force_weight, stress_weight, zbl,
-        ridge, validation, validation_groups, seed, fitsnap_input):
+        ridge, validation, validation_groups, seed, fitsnap_input, workers):
     """Fit a linear or quadratic SNAP potential to the labeled configurations of TRAIN."""
     from emtool.fit import GroupWeights, fit_dataset
     from emtool.snapfiles import ZBLSpec
@@ -376,7 +378,7 @@ def fit(train, output, model, twojmax, rcutfac, energy_weight, force_weight, str
     spec = ZBLSpec(zbl[1], zbl[2], (zbl[0],)) if zbl else None
     groups = tuple(g for g in validation_groups.split(",") if g)
     meta = fit_dataset(train, output, model, params, weights, spec, ridge, validation, seed,
-                       groups, fitsnap_input)
+                       groups, fitsnap_input, workers)
     for split, m in meta["metrics"].items():
         click.echo(f"{split}: {m['configs']} configurations, energy RMSE {m['energy_rmse']:.4g} "
                    f"eV/atom, force RMSE {m['force_rmse']:.4g} eV/Å")

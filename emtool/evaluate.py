@@ -17,27 +17,53 @@ def _metrics(e_err, f_err):
                 force_mae=float(np.mean(np.abs(f_err))) if f_err.size else None)
 
 
-def evaluate_images(potential, images):
+def configuration_errors(potential, atoms):
+    """(group, index, energy error per atom, force errors (3N,) or None) of one labeled
+    configuration, or None when it has no energy label."""
+    calc = atoms.calc
+    if calc is None or not np.isfinite(calc.results.get("energy", np.nan)):
+        return None
+    result = potential.evaluate(atoms)
+    e_err = (result["energy"] - calc.results["energy"]) / len(atoms)
+    f_err = ((result["forces"] - calc.results["forces"]).ravel()
+             if "forces" in calc.results else None)
+    return atoms.info.get("group", ""), int(atoms.info.get("index", 0)), float(e_err), f_err
+
+
+def _errors_from_file(potential, path, index):
+    from emtool.dataset import read_dataset
+    return configuration_errors(potential, read_dataset(path, indices=[index])[0])
+
+
+def evaluate_images(potential, images, workers=1, source=None):
     """dict of overall and per-group errors, and the per-configuration RSE list.
 
     ``images`` must carry reference energies (and forces) on their calculators; unlabeled
-    configurations are skipped and counted in ``unlabeled``.
+    configurations are skipped and counted in ``unlabeled``. With ``workers`` > 1 and
+    ``source`` (their dataset path), worker processes evaluate them.
     """
-    groups, rse, unlabeled = {}, [], 0
-    for atoms in images:
-        calc = atoms.calc
-        if calc is None or not np.isfinite(calc.results.get("energy", np.nan)):
-            unlabeled += 1
-            continue
-        result = potential.evaluate(atoms)
-        n = len(atoms)
-        e_err = (result["energy"] - calc.results["energy"]) / n
-        group = groups.setdefault(atoms.info.get("group", ""), ([], []))
+    from emtool.parallel import run_indexed
+    groups, rse, found = {}, [], []
+
+    def take(errors):
+        found.append(errors)
+        if errors is None:
+            return
+        name, index, e_err, f_err = errors
+        group = groups.setdefault(name, ([], []))
         group[0].append(e_err)
-        if "forces" in calc.results:
-            group[1].append((result["forces"] - calc.results["forces"]).ravel())
-        rse.append(dict(index=int(atoms.info.get("index", len(rse))),
-                        group=atoms.info.get("group", ""), rse=abs(float(e_err))))
+        if f_err is not None:
+            group[1].append(f_err)
+        rse.append(dict(index=index, group=name, rse=abs(e_err)))
+
+    if workers > 1 and source is not None:
+        run_indexed(_errors_from_file, (potential, str(source)),
+                    [a.info["index"] for a in images], take, workers, chunk=32)
+    else:
+        for atoms in images:
+            take(configuration_errors(potential, atoms))
+    unlabeled = sum(errors is None for errors in found)
+    rse.sort(key=lambda row: row["index"])
     if not rse:
         raise ParameterError("no labeled configurations to evaluate")
     cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0)  # noqa: E731

@@ -31,21 +31,32 @@ class GroupWeights:
 
 @dataclass
 class TallSkinnyQR:
-    """Incremental QR of stacked row blocks [A | b]; keeps only R (columns+1)^2."""
+    """Incremental QR of stacked row blocks [A | b]: blocks are buffered up to ``chunk_rows``
+    rows, then reduced to R, (columns+1)^2; memory O(chunk_rows x columns)."""
 
     ncols: int
+    chunk_rows: int = 65536
     r: np.ndarray = field(default=None)
     nrows: int = 0
+    _buffer: list = field(default_factory=list)
+    _buffered: int = 0
 
     def add(self, a, b):
-        block = np.hstack([a, b[:, None]])
-        if self.r is not None:
-            block = np.vstack([self.r, block])
-        self.r = np.linalg.qr(block, mode="r")
+        self._buffer.append(np.hstack([a, b[:, None]]))
+        self._buffered += len(a)
         self.nrows += len(a)
+        if self._buffered >= self.chunk_rows:
+            self._reduce()
+
+    def _reduce(self):
+        blocks = ([self.r] if self.r is not None else []) + self._buffer
+        if blocks:
+            self.r = np.linalg.qr(np.vstack(blocks), mode="r")
+        self._buffer, self._buffered = [], 0
 
     def solve(self, ridge=0.0, rcond=None):
         """Least-squares coefficients (ncols,) and the weighted residual norm."""
+        self._reduce()
         if self.r is None:
             raise ParameterError("no rows to fit")
         r = self.r
@@ -113,28 +124,46 @@ def _truth(atoms, reference):
     return energy / n, forces.reshape(-1), stress
 
 
+def weighted_rows(atoms, params, weights, reference, quadratic):
+    """Weighted design rows and right-hand side (A (rows, ncols), b (rows,)) of one labeled
+    configuration (see the module docstring)."""
+    w = (weights or {}).get(atoms.info.get("group", ""), GroupWeights())
+    e_row, f_rows, s_rows = configuration_rows(atoms, params, quadratic)
+    e_true, f_true, s_true = _truth(atoms, reference)
+    rows = [w.energy * e_row[None, :], w.force * f_rows]
+    rhs = [np.array([w.energy * e_true]), w.force * f_true]
+    if w.stress > 0 and s_rows is not None and s_true is not None:
+        rows.append(w.stress * s_rows)
+        rhs.append(w.stress * s_true)
+    return np.vstack(rows), np.concatenate(rhs)
+
+
+def _rows_from_file(params, weights, reference, quadratic, path, index):
+    from emtool.dataset import read_dataset
+    return weighted_rows(read_dataset(path, indices=[index])[0], params, weights, reference,
+                         quadratic)
+
+
 def fit_snap(images, params, weights=None, reference=None, quadratic=False, ridge=0.0,
-             rcond=None):
+             rcond=None, workers=1, source=None):
     """Fit SNAP coefficients (1 + D [+ D(D+1)/2],) to labeled ``images``.
 
     weights : {group: GroupWeights} (default GroupWeights() for every group); reference : an
     emtool potential whose energy/forces/stress are subtracted from the labels first.
+    With ``workers`` > 1 and ``source`` (the dataset path the images come from), the rows are
+    built in worker processes that read their configurations from ``source``.
     Returns (coefficients, info) with info = dict(rows, residual).
     """
-    weights = weights or {}
+    from emtool.parallel import run_indexed
     d = params.ncoeff
-    ncols = 1 + d + (d * (d + 1) // 2 if quadratic else 0)
-    qr = TallSkinnyQR(ncols)
-    for atoms in images:
-        w = weights.get(atoms.info.get("group", ""), GroupWeights())
-        e_row, f_rows, s_rows = configuration_rows(atoms, params, quadratic)
-        e_true, f_true, s_true = _truth(atoms, reference)
-        rows = [w.energy * e_row[None, :], w.force * f_rows]
-        rhs = [np.array([w.energy * e_true]), w.force * f_true]
-        if w.stress > 0 and s_rows is not None and s_true is not None:
-            rows.append(w.stress * s_rows)
-            rhs.append(w.stress * s_true)
-        qr.add(np.vstack(rows), np.concatenate(rhs))
+    qr = TallSkinnyQR(1 + d + (d * (d + 1) // 2 if quadratic else 0))
+    take = lambda rows: qr.add(*rows)  # noqa: E731
+    if workers > 1 and source is not None:
+        run_indexed(_rows_from_file, (params, weights, reference, quadratic, str(source)),
+                    [a.info["index"] for a in images], take, workers, chunk=32)
+    else:
+        for atoms in images:
+            take(weighted_rows(atoms, params, weights, reference, quadratic))
     coefficients, residual = qr.solve(ridge, rcond)
     return coefficients, dict(rows=qr.nrows, residual=residual)
 
@@ -157,7 +186,8 @@ def split_indices(images, validation=0.0, seed=0, validation_groups=()):
 
 
 def fit_dataset(train_path, output, model="linear", params=None, weights=None, zbl=None,
-                ridge=0.0, validation=0.0, seed=0, validation_groups=(), fitsnap_input=None):
+                ridge=0.0, validation=0.0, seed=0, validation_groups=(), fitsnap_input=None,
+                workers=1):
     """Fit a SNAP model to the labeled configurations of dataset ``train_path``, save it as an
     emtool model file ``output`` and return its metadata (settings and train/validation
     metrics). ``fitsnap_input`` (a FitSNAP .in) supplies params, group weights and the
@@ -190,11 +220,11 @@ def fit_dataset(train_path, output, model="linear", params=None, weights=None, z
     reference = ZBLPotential(zbl, params.elements) if zbl is not None else None
     train, held = split_indices(images, validation, seed, validation_groups)
     coefficients, info = fit_snap(train, params, weights, reference, bool(params.quadraticflag),
-                                  ridge)
+                                  ridge, workers=workers, source=train_path)
     potential = SnapPotential(params, coefficients[None, :], zbl)
-    metrics = {"train": _summary(evaluate_images(potential, train))}
+    metrics = {"train": _summary(evaluate_images(potential, train, workers, train_path))}
     if held:
-        metrics["validation"] = _summary(evaluate_images(potential, held))
+        metrics["validation"] = _summary(evaluate_images(potential, held, workers, train_path))
     metadata = dict(dataset=str(Path(train_path).resolve()), model=model, ndof=len(coefficients),
                     ridge=ridge, validation=validation, seed=seed,
                     validation_groups=list(validation_groups),

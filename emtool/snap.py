@@ -74,9 +74,27 @@ def snap_pairs(atoms, params):
                      np.ascontiguousarray(rcut[inside]), wj, element, volume)
 
 
+#: Below this many atoms kernels run on one thread: a parallel region costs more than it
+#: saves for small cells, and far more when the machine is busy (threads wait for cores).
+PARALLEL_MIN_ATOMS = 256
+
+
 def n_chunks(natoms):
     """Parallel work chunks for a kernel: four per Numba thread."""
     return max(1, min(natoms, 4 * numba.get_num_threads()))
+
+
+def run_kernel(kernel, natoms, *args):
+    """Call a parallel SNAP kernel with ``n_chunks`` work chunks as last argument, on one
+    thread for fewer than ``PARALLEL_MIN_ATOMS`` atoms."""
+    threads = numba.get_num_threads()
+    if natoms >= PARALLEL_MIN_ATOMS or threads == 1:
+        return kernel(*args, n_chunks(natoms))
+    numba.set_num_threads(1)
+    try:
+        return kernel(*args, 1)
+    finally:
+        numba.set_num_threads(threads)
 
 
 def _kernel_args(params, pairs):
@@ -87,7 +105,7 @@ def _kernel_args(params, pairs):
 def bispectrum_from_pairs(params, pairs):
     """(N, D) linear bispectrum components B_i, bzero shift applied if ``params.bzeroflag``."""
     basis = snap_basis(params.twojmax)
-    b = bispectrum_kernel(*_kernel_args(params, pairs), n_chunks(len(pairs.element)))
+    b = run_kernel(bispectrum_kernel, len(pairs.element), *_kernel_args(params, pairs))
     if params.bzeroflag:
         b -= params.wself ** 3 * basis.bzero
     return b
@@ -154,7 +172,7 @@ class BispectrumDerivatives(NamedTuple):
 def bispectrum_derivatives(atoms, params):
     """``BispectrumDerivatives`` of ``atoms`` for ``params`` (linear components only)."""
     pairs = snap_pairs(atoms, params)
-    dbdr = dbdr_kernel(*_kernel_args(params, pairs), n_chunks(len(atoms)))
+    dbdr = run_kernel(dbdr_kernel, len(atoms), *_kernel_args(params, pairs))
     return BispectrumDerivatives(pairs.i, pairs.j, pairs.rij, dbdr, len(atoms))
 
 
@@ -165,7 +183,7 @@ def snap_pair_forces(params, pairs, beta):
     ``scatter_pair_forces`` turns dedr into forces and virial.
     """
     beta = np.ascontiguousarray(beta, dtype=np.float64)
-    dedr, b = beta_forces_kernel(*_kernel_args(params, pairs), beta, n_chunks(len(beta)))
+    dedr, b = run_kernel(beta_forces_kernel, len(beta), *_kernel_args(params, pairs), beta)
     if params.bzeroflag:
         b -= params.wself ** 3 * snap_basis(params.twojmax).bzero
     return dedr, b
