@@ -221,7 +221,8 @@ def info(path, as_json):
               help="Keyword arguments of the ASE calculator factory, as a JSON object.")
 @click.option("--command", metavar="TEMPLATE",
               help="External labeler: shell command with {input} (extxyz written by emtool), "
-                   "{output} (file read back: energy, forces, stress), {dir}, {index}.")
+                   "{output} (file read back: energy, forces, stress), {dir}, {index}; write "
+                   "literal braces as {{ and }}.")
 @click.option("--timeout", type=float, help="Seconds allowed per configuration (--command).")
 @click.option("--workers", type=int, default=1, show_default=True, help="Local worker processes.")
 @click.option("--scheduler", metavar="ADDRESS", help="Dask scheduler address.")

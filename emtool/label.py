@@ -35,6 +35,9 @@ from emtool.params import ParameterError
 
 _BUILT = {}
 
+#: Calculator packages whose versions go into the provenance when they are loaded.
+CALCULATOR_PACKAGES = ("gpaw", "pyscf", "torch", "mace", "chgnet", "sevenn", "nequip", "xtb")
+
 
 @dataclass(frozen=True)
 class LabelerSpec:
@@ -65,10 +68,11 @@ class LabelerSpec:
         import emtool
         versions = {"emtool": emtool.__version__, "ase": ase.__version__}
         if self.kind == "ase":
-            root = self.target.rsplit(":", 1)[0].split(".")[0]
-            module = sys.modules.get(root)
-            if module is not None and hasattr(module, "__version__"):
-                versions[root] = module.__version__
+            roots = {self.target.rsplit(":", 1)[0].split(".")[0], *CALCULATOR_PACKAGES}
+            for root in sorted(roots):
+                module = sys.modules.get(root)
+                if module is not None and hasattr(module, "__version__"):
+                    versions[root] = str(module.__version__)
         return dict(asdict(self), versions=versions)
 
 
