@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from emtool.params import ParameterError, SnapParams
-from emtool.snap import bispectrum_derivatives, bispectrum_from_pairs, quadratic_columns, snap_pairs
+from emtool.snap import bispectrum_derivatives, quadratic_columns
 
 
 @dataclass(frozen=True)
@@ -74,9 +74,8 @@ def configuration_rows(atoms, params, quadratic=False):
     """Design rows of one configuration: (energy row (ncols,), force rows (3N, ncols),
     stress rows (6, ncols) or None). Columns: 1, the D components, then (quadratic) the
     D(D+1)/2 products in LAMMPS order."""
-    pairs = snap_pairs(atoms, params)
-    b = bispectrum_from_pairs(params, pairs)
     der = bispectrum_derivatives(atoms, params)
+    b = der.b
     n, d = b.shape
     grad = der.per_atom()                                  # (N, D, 3) d(sum B)/dr
     energy = np.concatenate([[float(n)], b.sum(0)])

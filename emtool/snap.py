@@ -142,6 +142,7 @@ class BispectrumDerivatives(NamedTuple):
     rij : (n_pairs, 3) Å.
     dbdr : (n_pairs, D, 3) dB_i/dr_j (per Å); dB_i/dr_i = -sum_j dB_i/dr_j.
     natoms : int.
+    b : (N, D) the bispectrum components themselves (bzero shift as in the parameters).
     """
 
     i: np.ndarray
@@ -149,6 +150,7 @@ class BispectrumDerivatives(NamedTuple):
     rij: np.ndarray
     dbdr: np.ndarray
     natoms: int
+    b: np.ndarray
 
     def per_atom(self):
         """(N, D, 3) dB/dr_k = sum_i dB_i/dr_k, the gradient of the summed descriptor.
@@ -172,8 +174,10 @@ class BispectrumDerivatives(NamedTuple):
 def bispectrum_derivatives(atoms, params):
     """``BispectrumDerivatives`` of ``atoms`` for ``params`` (linear components only)."""
     pairs = snap_pairs(atoms, params)
-    dbdr = run_kernel(dbdr_kernel, len(atoms), *_kernel_args(params, pairs))
-    return BispectrumDerivatives(pairs.i, pairs.j, pairs.rij, dbdr, len(atoms))
+    dbdr, b = run_kernel(dbdr_kernel, len(atoms), *_kernel_args(params, pairs))
+    if params.bzeroflag:
+        b -= params.wself ** 3 * snap_basis(params.twojmax).bzero
+    return BispectrumDerivatives(pairs.i, pairs.j, pairs.rij, dbdr, len(atoms), b)
 
 
 def snap_pair_forces(params, pairs, beta):

@@ -443,12 +443,14 @@ def beta_forces_kernel(basis, offsets, rij, rcut, wj, rfac0, rmin0, switchflag, 
 def dbdr_kernel(basis, offsets, rij, rcut, wj, rfac0, rmin0, switchflag, wself, nchunk):
     """Per-pair derivatives dB_i/dr_ik (LAMMPS compute_dbidrj), for fitting rows.
 
-    Arguments as in ``bispectrum_kernel``. Returns dbdr : (n_pairs, D, 3) (units of B per Å).
-    dB_i/dr_i = -sum_k dB_i/dr_ik.
+    Arguments as in ``bispectrum_kernel``. Returns (dbdr, B): dbdr (n_pairs, D, 3) (units of
+    B per Å), dB_i/dr_i = -sum_k dB_i/dr_ik; B (N, D) before the bzero shift, from the same
+    U and Z.
     """
     natoms = offsets.shape[0] - 1
     idxz_max = basis.idxz.shape[0]
     dbdr = np.zeros((rij.shape[0], basis.idxb.shape[0], 3))
+    b = np.zeros((natoms, basis.idxb.shape[0]))
     max_nbr = max(1, np.max(np.diff(offsets))) if natoms else 1
     nchunk = max(1, min(nchunk, natoms))
     for c in prange(nchunk):
@@ -459,11 +461,14 @@ def dbdr_kernel(basis, offsets, rij, rcut, wj, rfac0, rmin0, switchflag, wself, 
         for i in range(c * natoms // nchunk, (c + 1) * natoms // nchunk):
             start = offsets[i]
             stop = offsets[i + 1]
-            if stop == start:
-                continue
             _u_total(basis, rij, rcut, wj, start, stop, rfac0, rmin0, switchflag, wself,
                      u_nbr_r, u_nbr_i, utot_r, utot_i)
             _z_all(basis, utot_r, utot_i, z_r, z_i)
+            for jjz in range(idxz_max):
+                jjb = basis.b_jjb[jjz]
+                if jjb >= 0:
+                    jju = basis.idxz[jjz, 9]
+                    b[i, jjb] += 2.0 * (utot_r[jju] * z_r[jjz] + utot_i[jju] * z_i[jjz])
             for p in range(start, stop):
                 n = p - start
                 _scaled_du(basis.twojmax, basis.rootpq, basis.idxu_block, basis.half_index,
@@ -475,4 +480,4 @@ def dbdr_kernel(basis, offsets, rij, rcut, wj, rfac0, rmin0, switchflag, wself, 
                     factor = basis.db_factor[t]
                     for k in range(3):
                         dbdr[p, term_row[3], k] += factor * term[k]
-    return dbdr
+    return dbdr, b

@@ -98,3 +98,13 @@ def test_isolated_atom_and_bzero():
     from emtool.kernels.snap_basis import snap_basis
     np.testing.assert_allclose(b0[0], snap_basis(6).idxb[:, 2] + 1.0, rtol=1e-14)
     np.testing.assert_allclose(b1, 0, atol=1e-12)
+
+
+def test_derivative_pass_returns_the_bispectrum():
+    from ase import Atoms
+    for atoms in (random_box(8), Atoms("W2", positions=[[0, 0, 0], [9, 9, 9]], cell=[20] * 3,
+                                        pbc=True)):
+        for bzeroflag in (0, 1):
+            params = SnapParams(twojmax=6, bzeroflag=bzeroflag)
+            np.testing.assert_allclose(bispectrum_derivatives(atoms, params).b,
+                                       bispectrum(atoms, params), rtol=1e-12, atol=1e-12)
