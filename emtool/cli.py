@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from emtool.nn import ACTIVATIONS, ARCHITECTURES
 from emtool.params import ParameterError, SnapParams
 from emtool.structure import StructureError
 
@@ -319,8 +320,10 @@ def import_(source, output, fmt, element, overwrite):
 @user_errors
 def export(dataset, dest, fmt, overwrite):
     """Export a DATASET to extxyz (full precision) or a FitSNAP JSON folder, or a fitted
-    model (emtool model .json) to LAMMPS (--format lammps: DEST/model.snapcoeff,
-    .snapparam and, with ZBL, model.snap for `include`)."""
+    model (emtool model .json) to LAMMPS (--format lammps): SNAP as DEST/model.snapcoeff,
+    .snapparam and, with ZBL, model.snap for `include`; a network as ML-IAP files
+    DEST/model.mliap.model, .mliap.descriptor and the include file model.mliap (tanh,
+    sigmoid, relu or linear activations; LAMMPS has no softplus)."""
     from emtool.dataset import DatasetError
     from emtool.exchange import export_dataset
     if fmt == "lammps":
@@ -339,51 +342,106 @@ def export(dataset, dest, fmt, overwrite):
     click.echo(f"{dest}: {summary['configs']} configurations ({fmt})")
 
 
+MODELS = ["linear", "quadratic"] + [f"nn:{name}" for name in ARCHITECTURES]
+
+
 @main.command()
 @click.argument("train", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Model file to write (emtool model JSON; export to LAMMPS with "
                    "`emtool export MODEL --format lammps`).")
-@click.option("--model", type=click.Choice(["linear", "quadratic"]), default="linear",
-              show_default=True, help="SNAP form (paper Eq. 3).")
+@click.option("--model", type=click.Choice(MODELS, case_sensitive=False), default="linear",
+              show_default=True, help="SNAP form (paper Eq. 3) or a network of paper Fig. 7.")
 @click.option("--twojmax", type=int, default=8, show_default=True, help="2J of the descriptors.")
 @click.option("--rcutfac", type=float, default=4.73, show_default=True, help="Cutoff, Å.")
 @click.option("--energy-weight", type=float, default=1.0, show_default=True,
-              help="Weight of energy rows (per eV/atom).")
-@click.option("--force-weight", type=float, default=1.0, show_default=True,
-              help="Weight of force rows (per eV/Å).")
+              help="Weight of energy rows / loss (per eV/atom).")
+@click.option("--force-weight", type=float,
+              help="Weight of force rows / loss (per eV/Å) [default: 1 for SNAP, 0 (energy-only, "
+                   "as the paper) for networks].")
 @click.option("--stress-weight", type=float, default=0.0, show_default=True,
-              help="Weight of stress rows (per eV/Å^3).")
+              help="Weight of stress rows (per eV/Å^3; SNAP only).")
 @click.option("--zbl", type=float, nargs=3, metavar="Z R_INNER R_OUTER",
               help="Subtract ZBL (charge Z, switching R_INNER..R_OUTER Å) before fitting and "
                    "overlay it in the model.")
-@click.option("--ridge", type=float, default=0.0, show_default=True, help="Ridge penalty.")
+@click.option("--ridge", type=float, default=0.0, show_default=True, help="Ridge penalty (SNAP).")
 @click.option("--validation", type=float, default=0.0, show_default=True,
-              help="Random fraction of configurations held out for validation.")
-@click.option("--validation-groups", default="", help="Comma-separated groups held out "
-                                                       "(group-wise split).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random split.")
+              help="Random fraction of configurations held out for validation (SNAP).")
+@click.option("--validation-groups", default="",
+              help="Comma-separated groups held out of training (group-wise split): the "
+                   "validation set of a SNAP fit, the test set of a network (whose validation "
+                   "set is then drawn from the other groups).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the random split (and of network initialization and batch order).")
 @click.option("--fitsnap-input", type=click.Path(dir_okay=False),
               help="Take descriptor settings, group weights and the reference potential from a "
-                   "FitSNAP input file (overrides the options above).")
+                   "FitSNAP input file (overrides the options above; SNAP).")
 @click.option("--workers", type=int, default=1, show_default=True,
-              help="Worker processes building the rows (one Numba thread each).")
+              help="Worker processes building the rows/descriptors (one Numba thread each).")
+@click.option("--activation", type=click.Choice(list(ACTIVATIONS)), default="softplus",
+              show_default=True, help="Hidden-layer activation of a network (LAMMPS export: not "
+                                      "softplus).")
+@click.option("--epochs", type=int, default=800, show_default=True, help="Network training epochs.")
+@click.option("--batch-size", type=int, default=32, show_default=True,
+              help="Configurations per Adam step.")
+@click.option("--learning-rate", type=float, default=1e-3, show_default=True,
+              help="Initial Adam learning rate (halved after 50 epochs without a 1e-4 "
+                   "improvement of the validation loss).")
+@click.option("--split", default="0.7,0.1,0.2", show_default=True,
+              help="Network train,validation,test fractions of a random split.")
+@click.option("--descriptors", type=click.Path(dir_okay=False),
+              help="Descriptors of TRAIN from `emtool descriptors` (.npz), reused by an "
+                   "energy-only network fit.")
 @user_errors
 def fit(train, output, model, twojmax, rcutfac, energy_weight, force_weight, stress_weight, zbl,
-        ridge, validation, validation_groups, seed, fitsnap_input, workers):
-    """Fit a linear or quadratic SNAP potential to the labeled configurations of TRAIN."""
+        ridge, validation, validation_groups, seed, fitsnap_input, workers, activation, epochs,
+        batch_size, learning_rate, split, descriptors):
+    """Fit a linear or quadratic SNAP potential (least squares) or train a neural network
+    (PyTorch, the paper's protocol; needs the nn extra) on the labeled configurations of TRAIN.
+    A network job writes OUTPUT.checkpoint.pt as it goes; rerunning the same command resumes.
+    """
     from emtool.fit import GroupWeights, fit_dataset
     from emtool.snapfiles import ZBLSpec
     params = SnapParams(twojmax=twojmax, rcutfac=rcutfac, bzeroflag=0)
-    weights = _UniformWeights(GroupWeights(energy_weight, force_weight, stress_weight))
     spec = ZBLSpec(zbl[1], zbl[2], (zbl[0],)) if zbl else None
     groups = tuple(g for g in validation_groups.split(",") if g)
-    meta = fit_dataset(train, output, model, params, weights, spec, ridge, validation, seed,
-                       groups, fitsnap_input, workers)
-    for split, m in meta["metrics"].items():
-        click.echo(f"{split}: {m['configs']} configurations, energy RMSE {m['energy_rmse']:.4g} "
+    model = model.lower()
+    if model.startswith("nn:"):
+        meta = _fit_network(train, output, model, params, spec, groups, energy_weight,
+                            force_weight, seed, workers, activation, epochs, batch_size,
+                            learning_rate, split, descriptors)
+    else:
+        weights = _UniformWeights(GroupWeights(energy_weight, 1.0 if force_weight is None
+                                               else force_weight, stress_weight))
+        meta = fit_dataset(train, output, model, params, weights, spec, ridge, validation, seed,
+                           groups, fitsnap_input, workers)
+    for part, m in meta["metrics"].items():
+        click.echo(f"{part}: {m['configs']} configurations, energy RMSE {m['energy_rmse']:.4g} "
                    f"eV/atom, force RMSE {m['force_rmse']:.4g} eV/Å")
-    click.echo(f"{output}: {meta['model']} SNAP, {meta['ndof']} coefficients")
+    click.echo(f"{output}: {meta['model']}, {meta['ndof']} parameters")
+
+
+def _fit_network(train, output, model, params, zbl, groups, energy_weight, force_weight, seed,
+                 workers, activation, epochs, batch_size, learning_rate, split, descriptors):
+    from emtool.nn_train import TrainingSettings, fit_network_dataset
+    try:
+        fractions = tuple(float(f) for f in split.split(","))
+    except ValueError:
+        raise CliError(f"--split must be three comma-separated fractions, got {split!r}") from None
+    settings = TrainingSettings(architecture=model[3:].upper(), activation=activation,
+                                epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                                energy_weight=energy_weight, force_weight=force_weight or 0.0,
+                                seed=seed, split=fractions)
+    every = max(1, epochs // 20)
+
+    def progress(epoch, record):
+        if epoch % every == 0 or epoch == epochs:
+            click.echo(f"epoch {epoch}/{epochs}: train loss {record['train_loss']:.4g}, "
+                       f"validation loss {record['validation_loss']:.4g}, "
+                       f"lr {record['learning_rate']:.3g}, {record['seconds']:.2f} s/epoch",
+                       err=True)
+    return fit_network_dataset(train, output, settings, params, zbl, groups, descriptors,
+                               workers, progress)
 
 
 class _UniformWeights(dict):

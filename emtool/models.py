@@ -1,9 +1,14 @@
 """emtool's model files: one JSON document per fitted potential.
 
-Layout: {"format": "emtool-model", "format_version": 1, "kind": "snap", "params": {SnapParams
-fields}, "coefficients": [[c0, beta..., (quadratic...)] per element], "zbl": null or
-{"r_inner", "r_outer", "z"}, "metadata": {...training settings and metrics}}. Floats are
-written with repr, so a model round-trips exactly. ``emtool.calculator("model.json")`` and
+Layout: {"format": "emtool-model", "format_version": 1, "kind": "snap" or "nn", "params":
+{SnapParams fields}, "zbl": null or {"r_inner", "r_outer", "z"}, "metadata": {...training
+settings and metrics}} and, by kind,
+
+- "snap": "coefficients": [[c0, beta..., (quadratic...)] per element];
+- "nn": "nnodes": [layer widths, last 1], "activation": name, "coefficients": [flat ML-IAP
+  layout], "shift": [D], "scale": [D] (see ``emtool.nn``).
+
+Floats are written with repr (JSON), so a model round-trips exactly. ``emtool.calculator("model.json")`` and
 every ``--potential`` option accept these files.
 """
 import json
@@ -19,12 +24,17 @@ MODEL_VERSION = 1
 
 
 def save_model(path, potential, metadata=None):
-    """Write a ``SnapPotential`` (with its ZBL overlay, if any) and ``metadata`` to ``path``."""
+    """Write a ``SnapPotential`` or ``NetworkPotential`` (with its ZBL overlay, if any) and
+    ``metadata`` to ``path``."""
+    from emtool.nn import NetworkPotential
     from emtool.workflows import atomic_write
     document = dict(format=MODEL_FORMAT, format_version=MODEL_VERSION, kind="snap",
-                    params=asdict(potential.params), coefficients=potential.coeffs.tolist(),
-                    zbl=asdict(potential.zbl) if potential.zbl else None,
-                    metadata=metadata or {})
+                    params=asdict(potential.params), coefficients=potential.coeffs.tolist())
+    if isinstance(potential, NetworkPotential):
+        document.update(kind="nn", nnodes=potential.nnodes.tolist(),
+                        activation=potential.activation, shift=potential.shift.tolist(),
+                        scale=potential.scale.tolist())
+    document.update(zbl=asdict(potential.zbl) if potential.zbl else None, metadata=metadata or {})
 
     def write(tmp):
         Path(tmp).write_text(json.dumps(document, indent=1) + "\n")
@@ -42,13 +52,18 @@ def load_model(path):
         raise ParameterError(f"{path}: not an emtool model file ({err})") from None
     if not isinstance(document, dict) or document.get("format") != MODEL_FORMAT:
         raise ParameterError(f"{path}: not an emtool model file (format is not {MODEL_FORMAT!r})")
-    if document.get("format_version") != MODEL_VERSION or document.get("kind") != "snap":
+    if document.get("format_version") != MODEL_VERSION or document.get("kind") not in ("snap", "nn"):
         raise ParameterError(f"{path}: unsupported model version/kind "
                              f"{document.get('format_version')}/{document.get('kind')}")
     try:
         params = SnapParams(**document["params"])
         zbl = ZBLSpec(**document["zbl"]) if document.get("zbl") else None
-        return SnapPotential(params, np.array(document["coefficients"], dtype=float), zbl)
+        coeffs = np.array(document["coefficients"], dtype=float)
+        if document["kind"] == "nn":
+            from emtool.nn import NetworkPotential
+            return NetworkPotential(params, document["nnodes"], document["activation"], coeffs,
+                                    document["shift"], document["scale"], zbl)
+        return SnapPotential(params, coeffs, zbl)
     except (KeyError, TypeError) as err:
         raise ParameterError(f"{path}: malformed model file ({err})") from None
 
