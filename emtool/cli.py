@@ -392,10 +392,12 @@ MODELS = ["linear", "quadratic"] + [f"nn:{name}" for name in ARCHITECTURES]
 @click.option("--descriptors", type=click.Path(dir_okay=False),
               help="Descriptors of TRAIN from `emtool descriptors` (.npz), reused by an "
                    "energy-only network fit.")
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="PyTorch threads training a network (1 is fastest for small networks).")
 @user_errors
 def fit(train, output, model, twojmax, rcutfac, energy_weight, force_weight, stress_weight, zbl,
         ridge, validation, validation_groups, seed, fitsnap_input, workers, activation, epochs,
-        batch_size, learning_rate, split, descriptors):
+        batch_size, learning_rate, split, descriptors, threads):
     """Fit a linear or quadratic SNAP potential (least squares) or train a neural network
     (PyTorch, the paper's protocol; needs the nn extra) on the labeled configurations of TRAIN.
     A network job writes OUTPUT.checkpoint.pt as it goes; rerunning the same command resumes.
@@ -409,7 +411,7 @@ def fit(train, output, model, twojmax, rcutfac, energy_weight, force_weight, str
     if model.startswith("nn:"):
         meta = _fit_network(train, output, model, params, spec, groups, energy_weight,
                             force_weight, seed, workers, activation, epochs, batch_size,
-                            learning_rate, split, descriptors)
+                            learning_rate, split, descriptors, threads)
     else:
         weights = _UniformWeights(GroupWeights(energy_weight, 1.0 if force_weight is None
                                                else force_weight, stress_weight))
@@ -422,7 +424,8 @@ def fit(train, output, model, twojmax, rcutfac, energy_weight, force_weight, str
 
 
 def _fit_network(train, output, model, params, zbl, groups, energy_weight, force_weight, seed,
-                 workers, activation, epochs, batch_size, learning_rate, split, descriptors):
+                 workers, activation, epochs, batch_size, learning_rate, split, descriptors,
+                 threads):
     from emtool.nn_train import TrainingSettings, fit_network_dataset
     try:
         fractions = tuple(float(f) for f in split.split(","))
@@ -441,7 +444,7 @@ def _fit_network(train, output, model, params, zbl, groups, energy_weight, force
                        f"lr {record['learning_rate']:.3g}, {record['seconds']:.2f} s/epoch",
                        err=True)
     return fit_network_dataset(train, output, settings, params, zbl, groups, descriptors,
-                               workers, progress)
+                               workers, progress, threads)
 
 
 class _UniformWeights(dict):
@@ -483,6 +486,153 @@ def evaluate(model, data, as_json, plots):
     for name, m in result["groups"].items():
         click.echo(f"  {name:28s} {m['configs']:6d}  E {m['energy_rmse']:.4g}  F "
                    f"{m['force_rmse'] if m['force_rmse'] is not None else float('nan'):.4g}")
+
+
+class _LazyProgress:
+    """A progress(done, total) callback whose bar (stderr) opens on the first call, so that
+    input errors found before any MD step stay one-line messages."""
+
+    def __init__(self, label):
+        self.label, self.bar = label, None
+
+    def __call__(self, done, total):
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label=self.label, show_eta=True,
+                                         file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(done - self.bar.pos)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+def _read_structure(path):
+    """The last frame of an ASE-readable structure file, as a one-line error otherwise."""
+    from ase.io import read
+    try:
+        return read(path)
+    except (FileNotFoundError, IsADirectoryError):
+        raise
+    except Exception as err:  # ASE raises many kinds for unreadable files
+        raise CliError(f"{path}: cannot read a structure ({type(err).__name__}: {err})") from None
+
+
+@main.command()
+@click.option("--potential", default="reference:W", show_default=True, metavar="SPEC",
+              help="reference:W, a .snapparam/.snap SNAP potential or an emtool model .json.")
+@click.option("--timesteps", default="0.5,1,2,4,8,10,12", show_default=True, metavar="DT,...",
+              help="NVE timesteps, fs, comma-separated.")
+@click.option("--temperature", type=float, default=3000.0, show_default=True,
+              help="Equilibration temperature, K.")
+@click.option("--duration", type=float, default=7500.0, show_default=True,
+              help="Length of every NVE run, fs.")
+@click.option("--samples", type=int, default=1000, show_default=True,
+              help="Samples n of Eq. 2 per run.")
+@click.option("--equilibration", type=float, default=5000.0, show_default=True,
+              help="CSVR equilibration at --temperature (1 fs steps), fs.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the velocities and the thermostat.")
+@click.option("--structure", type=click.Path(dir_okay=False),
+              help="Start structure (any ASE format) instead of 16-atom BCC W, a = 3.1652 Å.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="ΔH(δt) plot, .png or .pdf.")
+@click.option("--trajectory", type=click.Path(dir_okay=False),
+              help="All sampled frames of every run, .traj or .extxyz.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")
+@user_errors
+def nve(potential, timesteps, temperature, duration, samples, equilibration, seed, structure,
+        plot, trajectory, as_json):
+    """Energy conservation (paper Eq. 2, Fig. 5): equilibrate with the CSVR thermostat, then
+    NVE from that same state at each timestep; ΔH(δt) table and log-log slope (δt <= 4 fs)."""
+    import json
+    from emtool.calculators import load_potential
+    from emtool.md import (MDError, NVEProtocol, energy_conservation, format_table,
+                           plot_energy_conservation)
+    try:
+        steps = tuple(float(t) for t in timesteps.split(","))
+    except ValueError:
+        raise CliError(f"--timesteps must be comma-separated numbers (fs), got {timesteps!r}") \
+            from None
+    protocol = NVEProtocol(timesteps=steps, temperature=temperature, duration=duration,
+                           samples=samples, equilibration=equilibration, seed=seed)
+    model = load_potential(potential)
+    atoms = _read_structure(structure) if structure else None
+    progress = _LazyProgress("nve")
+    try:
+        result = energy_conservation(model, protocol, atoms, trajectory, progress)
+    except MDError as err:
+        raise CliError(f"equilibration failed: {err}") from None
+    finally:
+        progress.close()
+    result.update(potential=potential, trajectory=trajectory)
+    if plot:
+        result["plot"] = str(plot_energy_conservation(result, plot, label=potential))
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+        return
+    click.echo(f"{potential}: {result['natoms']} atoms equilibrated at {temperature:g} K "
+               f"(start {result['equilibrated_temperature']:.0f} K), NVE {duration:g} fs per "
+               f"timestep, {result['seconds']:.1f} s")
+    click.echo(format_table(result))
+
+
+@main.command()
+@click.argument("structure", type=click.Path(dir_okay=False))
+@click.option("--potential", default="reference:W", show_default=True, metavar="SPEC",
+              help="reference:W, a .snapparam/.snap SNAP potential or an emtool model .json.")
+@click.option("--ensemble", type=click.Choice(["nve", "nvt"]), default="nve", show_default=True,
+              help="nvt: CSVR thermostat at --temperature.")
+@click.option("--timestep", type=float, default=1.0, show_default=True, help="Timestep, fs.")
+@click.option("--steps", type=int, default=1000, show_default=True, help="Number of steps.")
+@click.option("--temperature", type=float,
+              help="K: Maxwell–Boltzmann start when STRUCTURE has no velocities; NVT target.")
+@click.option("--tau", type=float, default=100.0, show_default=True,
+              help="CSVR time constant (nvt), fs.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the velocities and the thermostat.")
+@click.option("--thermo-every", type=int, default=100, show_default=True,
+              help="Steps between thermo lines.")
+@click.option("--log", "log_path", type=click.Path(dir_okay=False),
+              help="Write the thermo table to this file instead of stdout.")
+@click.option("--trajectory", type=click.Path(dir_okay=False), help=".traj or .extxyz file.")
+@click.option("--trajectory-every", type=int, default=100, show_default=True,
+              help="Steps between trajectory frames.")
+@user_errors
+def md(structure, potential, ensemble, timestep, steps, temperature, tau, seed, thermo_every,
+       log_path, trajectory, trajectory_every):
+    """Molecular dynamics of STRUCTURE (any ASE format; velocities are kept if it has them):
+    velocity Verlet (NVE) or with the CSVR thermostat (NVT). Thermo columns: step, time (fs),
+    potential, kinetic and total energy (eV), temperature (K), conserved quantity (eV)."""
+    from emtool.calculators import load_potential
+    from emtool.md import MDError, run_md
+    model = load_potential(potential)
+    atoms = _read_structure(structure)
+    out = None
+
+    def thermo(row):
+        nonlocal out
+        if row["step"] == 0:        # the run is set up: inputs are valid
+            out = open(log_path, "w") if log_path else None
+            click.echo("# step time(fs) pe(eV) ke(eV) etotal(eV) T(K) conserved(eV)", file=out)
+        click.echo(f"{row['step']:8d} {row['time']:12.4f} {row['potential_energy']:18.10f} "
+                   f"{row['kinetic_energy']:16.10f} {row['total_energy']:18.10f} "
+                   f"{row['temperature']:10.3f} {row['conserved']:18.10f}", file=out)
+
+    progress = _LazyProgress("md")
+    try:
+        summary = run_md(atoms, model, timestep, steps, temperature,
+                         tau if ensemble == "nvt" else None, seed, thermo_every, trajectory,
+                         trajectory_every, thermo, progress)
+    except MDError as err:
+        raise CliError(str(err)) from None
+    finally:
+        progress.close()
+        if out:
+            out.close()
+    click.echo(f"md: {summary['natoms']} atoms, {steps} steps of {timestep:g} fs in "
+               f"{summary['seconds']:.1f} s ({summary['ns_per_day']:.3g} ns/day), "
+               f"{summary['frames']} trajectory frames")
+
 
 if __name__ == "__main__":
     main()

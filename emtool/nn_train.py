@@ -287,15 +287,28 @@ class _Trainer:
 
 
 def train_network(data, params, settings, train, validation, checkpoint=None,
-                  checkpoint_every=10, on_epoch=None, fingerprint=None):
+                  checkpoint_every=10, on_epoch=None, fingerprint=None, threads=1):
     """Train a network on ``data`` (``TrainingData``); returns (NetworkPotential without ZBL,
     history dict).
 
     train, validation : configuration index arrays; checkpoint : path of the resumable
     checkpoint (removed at the end); fingerprint : JSON-able description of the job that a
-    checkpoint must match to be resumed; on_epoch(epoch, record) : progress callback.
+    checkpoint must match to be resumed; on_epoch(epoch, record) : progress callback;
+    threads : PyTorch threads (1 is fastest for the paper's small networks; a thread waiting
+    for a busy core makes every batch 10x slower).
     """
     torch = _import_torch()
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _train(torch, data, params, settings, train, validation, checkpoint,
+                      checkpoint_every, on_epoch, fingerprint)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train(torch, data, params, settings, train, validation, checkpoint, checkpoint_every,
+           on_epoch, fingerprint):
     torch.manual_seed(settings.seed)
     d = data.b.shape[1]
     nnodes = architecture_layers(settings.architecture, d)
@@ -391,14 +404,15 @@ def load_descriptor_file(path, params, images, positions):
 
 
 def fit_network_dataset(train_path, output, settings, params, zbl=None, test_groups=(),
-                        descriptors=None, workers=1, on_epoch=None):
+                        descriptors=None, workers=1, on_epoch=None, threads=1):
     """Train a network potential on the labeled configurations of dataset ``train_path``, save
     it as an emtool model file ``output`` and return its metadata (settings, split, per-epoch
     history, train/validation/test metrics from emtool's own evaluation).
 
     params : linear SnapParams of one element (element name filled in from the data);
     zbl : ZBLSpec subtracted from the labels and overlaid; descriptors : optional
-    ``emtool descriptors`` .npz of the dataset (energy-only, no ZBL) instead of computing.
+    ``emtool descriptors`` .npz of the dataset (energy-only, no ZBL) instead of computing;
+    workers : processes computing descriptors and metrics; threads : PyTorch threads.
     """
     from emtool.dataset import read_dataset
     from emtool.evaluate import evaluate_images
@@ -436,7 +450,7 @@ def fit_network_dataset(train_path, output, settings, params, zbl=None, test_gro
     start = time.perf_counter()
     potential, info = train_network(data, params, settings, train, validation,
                                     checkpoint=f"{output}.checkpoint.pt", on_epoch=on_epoch,
-                                    fingerprint=fingerprint)
+                                    fingerprint=fingerprint, threads=threads)
     seconds_training = time.perf_counter() - start
     potential = NetworkPotential(potential.params, potential.nnodes, potential.activation,
                                  potential.coeffs, potential.shift, potential.scale, zbl)
