@@ -466,15 +466,15 @@ class _UniformWeights(dict):
 @user_errors
 def evaluate(model, data, as_json, plots):
     """Errors of MODEL (any --potential spec) on the labeled configurations of DATA:
-    RMSE and MAE of energy per atom and forces, overall and per group, and the
-    per-configuration RSE (paper Fig. 4)."""
+    RMSE and MAE of energy per atom and forces, overall and per group, the
+    per-configuration RSE (paper Fig. 4) and the model's NDoF (fitted parameters)."""
     import json
     from emtool.calculators import load_potential
     from emtool.evaluate import evaluate_images, plot_errors
     from emtool.dataset import read_dataset
     potential = load_potential(model)
     images = read_dataset(data)
-    result = evaluate_images(potential, images)
+    result = dict(evaluate_images(potential, images), ndof=getattr(potential, "ndof", None))
     if plots:
         result["plot"] = str(plot_errors(potential, images, plots))
     if as_json:

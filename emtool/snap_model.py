@@ -70,6 +70,11 @@ class SnapPotential:
         return write_snap_model(stem, self.params, self.coeffs, self.zbl)
 
     @property
+    def ndof(self):
+        """Number of coefficients (NDoF of the paper's Fig. 3)."""
+        return int(self.coeffs.size)
+
+    @property
     def cutoff(self):
         """Interaction range (Å): the largest SNAP pair cutoff or the ZBL outer cutoff."""
         return max(self.params.cutoff, self.zbl.r_outer if self.zbl else 0.0)

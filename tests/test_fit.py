@@ -107,4 +107,5 @@ def test_evaluate_command_json(tmp_path):
     report = json.loads(result.output)
     assert report["energy_rmse"] < 1e-12 and report["force_rmse"] < 1e-12
     assert set(report["groups"]) == {"a", "b"} and len(report["rse"]) == 4
+    assert report["ndof"] == 1 + params.ncoeff
     assert (tmp_path / "plots" / "errors.png").exists()
