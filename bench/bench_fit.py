@@ -18,15 +18,10 @@ from emtool import SnapParams
 from emtool.exchange import import_to_dataset
 from emtool import read_dataset
 from emtool.evaluate import evaluate_images
-from emtool.fit import GroupWeights, fit_snap
+from emtool.fit import GroupWeights, UniformWeights, fit_snap
 from emtool.snap_model import SnapPotential
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fitsnap_W_PRB2019"
-
-
-class Uniform(dict):
-    def get(self, key, default=None):
-        return GroupWeights(energy=100.0, force=1.0)
 
 
 def main():
@@ -36,7 +31,8 @@ def main():
         images = read_dataset(data)
         params = SnapParams(twojmax=8, rcutfac=4.73, elements=("W",))
         start = time.perf_counter()
-        coefficients, info = fit_snap(images, params, Uniform(), workers=2, source=data)
+        weights = UniformWeights(GroupWeights(energy=100.0, force=1.0))
+        coefficients, info = fit_snap(images, params, weights, workers=2, source=data)
         seconds = time.perf_counter() - start
         start = time.perf_counter()
         m = evaluate_images(SnapPotential(params, coefficients[None, :]), images, 2, data)

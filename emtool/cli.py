@@ -402,7 +402,7 @@ def fit(train, output, model, twojmax, rcutfac, energy_weight, force_weight, str
     (PyTorch, the paper's protocol; needs the nn extra) on the labeled configurations of TRAIN.
     A network job writes OUTPUT.checkpoint.pt as it goes; rerunning the same command resumes.
     """
-    from emtool.fit import GroupWeights, fit_dataset
+    from emtool.fit import GroupWeights, UniformWeights, fit_dataset
     from emtool.snapfiles import ZBLSpec
     params = SnapParams(twojmax=twojmax, rcutfac=rcutfac, bzeroflag=0)
     spec = ZBLSpec(zbl[1], zbl[2], (zbl[0],)) if zbl else None
@@ -413,7 +413,7 @@ def fit(train, output, model, twojmax, rcutfac, energy_weight, force_weight, str
                             force_weight, seed, workers, activation, epochs, batch_size,
                             learning_rate, split, descriptors, threads)
     else:
-        weights = _UniformWeights(GroupWeights(energy_weight, 1.0 if force_weight is None
+        weights = UniformWeights(GroupWeights(energy_weight, 1.0 if force_weight is None
                                                else force_weight, stress_weight))
         meta = fit_dataset(train, output, model, params, weights, spec, ridge, validation, seed,
                            groups, fitsnap_input, workers)
@@ -445,17 +445,6 @@ def _fit_network(train, output, model, params, zbl, groups, energy_weight, force
                        err=True)
     return fit_network_dataset(train, output, settings, params, zbl, groups, descriptors,
                                workers, progress, threads)
-
-
-class _UniformWeights(dict):
-    """The same GroupWeights for every group."""
-
-    def __init__(self, weights):
-        super().__init__()
-        self.weights = weights
-
-    def get(self, key, default=None):
-        return self.weights
 
 
 @main.command()

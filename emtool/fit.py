@@ -29,6 +29,17 @@ class GroupWeights:
     stress: float = 0.0
 
 
+class UniformWeights(dict):
+    """A {group: GroupWeights} mapping that gives the same weights to every group."""
+
+    def __init__(self, weights):
+        super().__init__()
+        self.weights = weights
+
+    def get(self, key, default=None):
+        return self.weights
+
+
 @dataclass
 class TallSkinnyQR:
     """Incremental QR of stacked row blocks [A | b]: blocks are buffered up to ``chunk_rows``
