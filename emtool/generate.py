@@ -22,6 +22,7 @@ from emtool.kernels.generator import entropy_potential, relax_entropy
 from emtool.kernels.neighbors import neighbor_pairs_direct
 from emtool.kernels.snap_basis import snap_basis
 from emtool.params import ParameterError
+from emtool.snap import single_thread
 
 #: Reference volumes of W (Å^3): the paper's box volumes 470-990 Å^3 at 15.9 Å^3/atom.
 W_ATOMIC_VOLUME = 15.9
@@ -214,6 +215,13 @@ def evaluate_potential(atoms, params, sign):
 
 
 def _relax(atoms, params, sign, max_steps):
+    # one thread: the kernels' parallel regions (one chunk here) cost a thread handshake per
+    # force call, 20x slower when the other core is busy
+    with single_thread():
+        return _relax_kernel(atoms, params, sign, max_steps)
+
+
+def _relax_kernel(atoms, params, sign, max_steps):
     return relax_entropy(
         np.ascontiguousarray(atoms.positions), np.ascontiguousarray(atoms.cell.array),
         np.ones(3, np.bool_), snap_basis(params.twojmax), _snap_constants(params),

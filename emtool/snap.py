@@ -4,6 +4,7 @@
 ``bispectrum_derivatives`` gives the per-pair dB_i/dr_k that fitting rows need, and
 ``snap_pair_forces`` the adjoint (Y) path for E = sum_i beta_i . B_i with per-atom beta.
 """
+import contextlib
 from typing import NamedTuple
 
 import numba
@@ -84,17 +85,24 @@ def n_chunks(natoms):
     return max(1, min(natoms, 4 * numba.get_num_threads()))
 
 
+@contextlib.contextmanager
+def single_thread():
+    """Run the Numba code inside on one thread (parallel regions included), then restore."""
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(threads)
+
+
 def run_kernel(kernel, natoms, *args):
     """Call a parallel SNAP kernel with ``n_chunks`` work chunks as last argument, on one
     thread for fewer than ``PARALLEL_MIN_ATOMS`` atoms."""
-    threads = numba.get_num_threads()
-    if natoms >= PARALLEL_MIN_ATOMS or threads == 1:
+    if natoms >= PARALLEL_MIN_ATOMS or numba.get_num_threads() == 1:
         return kernel(*args, n_chunks(natoms))
-    numba.set_num_threads(1)
-    try:
+    with single_thread():
         return kernel(*args, 1)
-    finally:
-        numba.set_num_threads(threads)
 
 
 def _kernel_args(params, pairs):
