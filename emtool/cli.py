@@ -112,19 +112,22 @@ def descriptors(structures, output, index, derivatives, **snap):
 @main.command()
 @click.option("-o", "--output", default="emtool-out", show_default=True,
               type=click.Path(file_okay=False), help="Folder for the results and the report.")
-@click.option("-n", "count", type=int, default=24, show_default=True,
+@click.option("-n", "count", type=int, default=48, show_default=True,
               help="Configurations to generate.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Local worker processes.")
+@click.option("--epochs", type=int, default=300, show_default=True,
+              help="Training epochs of the network.")
 @user_errors
-def run(output, count, workers):
-    """Run the main job on the embedded defaults and write a short report with a plot.
+def run(output, count, workers, epochs):
+    """Run the main job on the embedded defaults and write OUTPUT/report.md with plots.
 
-    For now: generate entropy-optimized W configurations (half maximizing, half minimizing
-    the descriptor entropy) into OUTPUT/em.h5 and compute their bispectrum components
-    (2J = 8, R = 4.73 Å). Rerunning resumes.
+    generate (entropy-optimized W configurations, half maximizing, half minimizing the
+    descriptor entropy) -> label (embedded reference potential) -> fit (linear SNAP and, with
+    PyTorch installed, the paper's network NN-A1, 2J = 6) -> nve (the paper's
+    energy-conservation test of each model, shorter runs). Rerunning reuses what is there.
     """
     from emtool.workflows import default_run
-    report = default_run(Path(output), n=count, workers=workers)
+    report = default_run(Path(output), n=count, workers=workers, epochs=epochs)
     click.echo(f"report: {report}")
 
 
@@ -621,6 +624,58 @@ def md(structure, potential, ensemble, timestep, steps, temperature, tau, seed, 
     click.echo(f"md: {summary['natoms']} atoms, {steps} steps of {timestep:g} fs in "
                f"{summary['seconds']:.1f} s ({summary['ns_per_day']:.3g} ns/day), "
                f"{summary['frames']} trajectory frames")
+
+
+@main.command()
+@click.argument("reference", type=click.Path(dir_okay=False))
+@click.argument("others", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--twojmax", type=int, default=8, show_default=True,
+              help="2J of the bispectrum descriptors (D = 5, 14, 30, 55 for 2, 4, 6, 8).")
+@click.option("--rcutfac", type=float, default=4.73, show_default=True, help="Cutoff, Å.")
+@click.option("--components", default="0,1,2", show_default=True,
+              help="Comma-separated bispectrum columns whose distributions are plotted.")
+@click.option("-o", "--output", "outdir", default="compare-out", show_default=True,
+              type=click.Path(file_okay=False), help="Folder for compare.md, compare.json, PNGs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Worker processes for the descriptors, threads for the KD-tree queries.")
+@click.option("--max-environments", type=int, default=10000, show_default=True,
+              help="Environments per set in the nearest-neighbor analyses (entropy, coverage); "
+                   "0: the smallest set's count. Their cost grows as the square of it.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the random environment samples.")
+@user_errors
+def compare(reference, others, twojmax, rcutfac, components, outdir, as_json, workers,
+            max_environments, seed):
+    """Compare datasets with REFERENCE in descriptor space (paper Fig. 2, 6; docs/compare.md).
+
+    Energy and bispectrum distributions, ZCA whitening in the reference frame (counts of
+    broader dimensions), PCA, descriptor entropy, coverage (nearest-neighbor distances) and
+    local structure types; report in OUTPUT/compare.md.
+    """
+    import json
+    from emtool.compare import compare_datasets
+    from emtool.compare_report import write_report
+    from emtool.dataset import DatasetError
+    if workers < 1:
+        raise CliError(f"--workers must be >= 1, got {workers}")
+    try:
+        columns = [int(c) for c in components.split(",") if c.strip()]
+    except ValueError:
+        raise CliError(f"--components must be comma-separated integers, got {components!r}") from None
+    try:
+        result = compare_datasets([reference, *others], SnapParams(twojmax=twojmax, rcutfac=rcutfac),
+                                  columns, max_environments, seed, workers)
+    except DatasetError as err:
+        raise CliError(str(err)) from None
+    report = write_report(result, outdir)
+    if as_json:
+        click.echo(json.dumps(result.summary, indent=1))
+        return
+    for row in result.summary["others"]:
+        click.echo(f"{row['path']}: broader than {reference} in {row['broader_dims']} of "
+                   f"{row['n_dims']} whitened dimensions, >= 5x in {row['broader5x_dims']}")
+    click.echo(f"report: {report}")
 
 
 if __name__ == "__main__":

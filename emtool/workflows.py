@@ -1,4 +1,5 @@
 """Importable workflows behind the CLI commands."""
+import importlib.util
 import logging
 import os
 import tempfile
@@ -98,27 +99,34 @@ def compute_descriptors(images, params, output, derivatives=False):
     return atomic_write(output, write)
 
 
-def default_run(output, n=24, seed=0, workers=1):
-    """The main job on embedded defaults; returns the path of its Markdown report.
+#: The main job's energy-conservation protocol: the paper's (16-atom BCC W, 3000 K) with
+#: shorter runs, so that the whole job takes a few minutes.
+QUICK_NVE = dict(timesteps=(0.5, 1.0, 2.0, 4.0), duration=1000.0, samples=200,
+                 equilibration=1000.0)
 
-    Generates ``n`` entropy-optimized W configurations (half K > 0, half K < 0) into
-    ``output/em.h5``, computes their bispectrum components (2J = 8, R = 4.73 Å) and writes
-    ``output/report.md`` with a figure of the entropy change per configuration.
+
+def default_run(output, n=48, seed=0, workers=1, epochs=300):
+    """The main job on embedded defaults: generate -> label -> fit -> nve; returns the path of
+    its Markdown report (``output/report.md``, with PNG figures beside it).
+
+    1. ``n`` entropy-optimized W configurations (half K > 0, half K < 0) into ``output/em.h5``;
+    2. labels from the embedded reference ``reference:W`` into ``output/em_labeled.h5``;
+    3. a linear SNAP model (2J = 6, D = 30, energies and forces, 20 % held out for validation)
+       ``output/snap.json`` and, when PyTorch is installed, the paper's network NN-A1 on the
+       same descriptors (``output/nn_a1.json``, ``epochs`` epochs, energy + force loss);
+    4. the paper's energy-conservation test (Eq. 2) of each fitted model with shorter runs
+       (``QUICK_NVE``).
+    Every step reuses what an earlier run left in ``output``.
     """
     from emtool.dataset import read_dataset
     from emtool.generate import generate_dataset
-    from emtool.params import SnapParams
+    from emtool.label import label_dataset
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     summary = generate_dataset(output / "em.h5", n, seed=seed, workers=workers)
     images = read_dataset(output / "em.h5")
-    params = SnapParams()
-    start = time.perf_counter()
-    compute_descriptors(images, params, output / "descriptors.npz")
-    seconds = time.perf_counter() - start
-    figure = _entropy_figure(images, output / "entropy.png")
     lines = ["# emtool report", "",
-             f"## Generation ({len(images)} W configurations, seed {seed})", "",
+             f"## 1. Generation ({len(images)} W configurations, seed {seed})", "",
              f"`em.h5`: {summary['new']} new configurations in {summary['seconds']:.1f} s "
              f"({summary['skipped']} were already there).", "",
              "| group | configurations | S start (mean) | S end (mean) | moved in the direction of K |",
@@ -132,14 +140,81 @@ def default_run(output, n=24, seed=0, workers=1):
         moved = np.mean([np.sign(a.info["entropy"] - a.info["entropy_start"]) == sign
                          for a in half])
         lines.append(f"| {group} | {len(half)} | {s0:.3f} | {s1:.3f} | {100 * moved:.0f}% |")
-    lines += ["", f"![entropy per configuration]({figure.name})", "",
-              "## Descriptors", "",
-              f"SNAP bispectrum, twojmax {params.twojmax}, R = {params.rcutfac} Å, "
-              f"D = {params.ncoeff} per atom (LAMMPS compute sna/atom columns), in "
-              f"`descriptors.npz`: {sum(len(a) for a in images)} atoms in {seconds:.2f} s."]
+    figure = _entropy_figure(images, output / "entropy.png")
+    lines += ["", f"![entropy per configuration]({figure.name})", ""]
+    labeled = output / "em_labeled.h5"
+    result = label_dataset(output / "em.h5", output=labeled, workers=workers)
+    lines += ["## 2. Labels", "",
+              f"`em_labeled.h5`: energies and forces from the embedded reference (`reference:W`, "
+              f"Ackland–Thetford Finnis–Sinclair W): {result['labeled']} labeled in "
+              f"{result['seconds']:.2f} s, {result['skipped']} already labeled.", ""]
+    models = _fit_models(labeled, output, seed, workers, epochs, lines)
+    _nve_section(models, output, lines)
     report = output / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report
+
+
+def _fit_models(labeled, output, seed, workers, epochs, lines):
+    """Step 3 of ``default_run``: fit and report; returns {name: model path}."""
+    from emtool.calculators import load_potential
+    from emtool.dataset import read_dataset
+    from emtool.evaluate import plot_errors
+    from emtool.fit import fit_dataset
+    from emtool.models import model_metadata
+    from emtool.params import SnapParams
+    params = SnapParams(twojmax=6, rcutfac=4.73, bzeroflag=0)
+    models = {"linear SNAP": output / "snap.json"}
+    if not models["linear SNAP"].exists():
+        fit_dataset(labeled, models["linear SNAP"], "linear", params, validation=0.2, seed=seed,
+                    workers=workers)
+    if importlib.util.find_spec("torch") is None:
+        lines.append("NN-A1 skipped: PyTorch is not installed (`pip install 'emtool[nn]'`).")
+    else:
+        from emtool.nn_train import TrainingSettings, fit_network_dataset
+        models["NN-A1"] = output / "nn_a1.json"
+        if not models["NN-A1"].exists():
+            settings = TrainingSettings(architecture="A1", epochs=epochs, batch_size=8,
+                                        learning_rate=5e-3, force_weight=0.1, seed=seed,
+                                        split=(0.7, 0.15, 0.15))
+            fit_network_dataset(labeled, models["NN-A1"], settings, params, workers=workers)
+    lines += ["## 3. Fits", "",
+              f"Descriptors: SNAP bispectrum, twojmax {params.twojmax}, R = {params.rcutfac} Å, "
+              f"D = {params.ncoeff}. Errors are emtool's own evaluation of the saved models.", "",
+              "| model | NDoF | split | configurations | energy RMSE (meV/atom) | force RMSE (eV/Å) |",
+              "|---|---:|---|---:|---:|---:|"]
+    images = read_dataset(labeled)
+    figures = []
+    for name, path in models.items():
+        meta = model_metadata(path)
+        for split, m in meta["metrics"].items():
+            lines.append(f"| {name} | {meta['ndof']} | {split} | {m['configs']} | "
+                         f"{1000 * m['energy_rmse']:.1f} | {m['force_rmse']:.3f} |")
+        figure = plot_errors(load_potential(path), images, output / path.stem)
+        figures.append(f"![{name} errors]({figure.relative_to(output)})")
+    lines += [""] + figures + [""]
+    return models
+
+
+def _nve_section(models, output, lines):
+    """Step 4 of ``default_run``: the energy-conservation test of each model."""
+    from emtool.calculators import load_potential
+    from emtool.md import NVEProtocol, energy_conservation, plot_energy_conservation
+    protocol = NVEProtocol(**QUICK_NVE)
+    lines += ["## 4. Energy conservation (paper Eq. 2, Fig. 5)", "",
+              f"16-atom BCC W, {protocol.temperature:g} K (CSVR equilibration "
+              f"{protocol.equilibration:g} fs), NVE {protocol.duration:g} fs per timestep, "
+              f"n = {protocol.samples}; velocity Verlet gives dH ∝ dt^2 (slope 2).", "",
+              "| model | " + " | ".join(f"dH at {t:g} fs" for t in protocol.timesteps)
+              + " | slope |", "|---|" + "---:|" * (len(protocol.timesteps) + 1)]
+    for name, path in models.items():
+        result = energy_conservation(load_potential(path), protocol)
+        cells = ["diverged" if r["diverged"] else f"{r['delta_h']:.2e}" for r in result["table"]]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {result['slope']:.2f} |")
+        plot_energy_conservation(result, output / f"nve_{path.stem}.png", label=name)
+    lines.append("")
+    lines += [f"![energy conservation {name}](nve_{path.stem}.png)"
+              for name, path in models.items()]
 
 
 def _entropy_figure(images, path):

@@ -75,13 +75,22 @@ def test_calculator_spec_runs_published_potential(shared_data):
 
 
 def test_default_run(tmp_path):
-    result = CliRunner().invoke(main, ["run", "-o", str(tmp_path / "out"), "-n", "4"])
+    """generate -> label -> fit -> nve on embedded defaults, with a report and plots."""
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", "-o", str(out), "-n", "6", "--epochs", "5"])
     assert result.exit_code == 0, result.output
-    report = (tmp_path / "out" / "report.md").read_text()
-    assert "D = 55" in report and "entropy_max | 2 |" in report
-    natoms = sum(len(a) for a in emtool.read_dataset(tmp_path / "out" / "em.h5"))
-    assert np.load(tmp_path / "out" / "descriptors.npz")["B"].shape == (natoms, 55)
-    assert (tmp_path / "out" / "entropy.png").stat().st_size > 1000
+    report = (out / "report.md").read_text()
+    assert "entropy_max | 3 |" in report and "6 labeled" in report
+    assert "| linear SNAP | 31 | validation |" in report and "| NN-A1 | 383 | test |" in report
+    nve = report.split("## 4. Energy conservation")[1]
+    slopes = [float(line.rsplit("|", 2)[1]) for line in nve.splitlines()
+              if line.startswith(("| linear SNAP |", "| NN-A1 |"))]
+    assert len(slopes) == 2 and all(1.5 < slope < 2.5 for slope in slopes)
+    for name in ("entropy.png", "snap/errors.png", "nn_a1/errors.png", "nve_snap.png",
+                 "nve_nn_a1.png"):
+        assert (out / name).stat().st_size > 1000, name
+    assert all(np.isfinite(a.get_potential_energy())
+               for a in emtool.read_dataset(out / "em_labeled.h5"))
 
 
 def test_expert_command(tmp_path):
