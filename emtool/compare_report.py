@@ -1,0 +1,216 @@
+"""Markdown report and figures of an ``emtool.compare.Comparison`` (``emtool compare``)."""
+import json
+from pathlib import Path
+
+import numpy as np
+
+from emtool.compare import COVERAGE_QUANTILE, MUCH_BROADER, dataset_name, sample_rows
+from emtool.kernels.snap_basis import snap_basis
+from emtool.structure_types import STRUCTURE_TYPES
+
+#: Points per set in the PCA scatter plot (a random sample; the statistics use every point).
+SCATTER_POINTS = 20000
+
+
+def write_report(comparison, outdir):
+    """Write ``outdir``/compare.md, compare.json and the PNG figures; returns the .md path."""
+    from emtool.workflows import atomic_write
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    figures = [_energy_figure(comparison, outdir / "energy.png"),
+               _components_figure(comparison, outdir / "components.png"),
+               _pca_figure(comparison, outdir / "pca.png"),
+               _ratios_figure(comparison, outdir / "broadening.png"),
+               _coverage_figure(comparison, outdir / "coverage.png")]
+    summary = dict(comparison.summary, figures=[f.name for f in figures if f is not None])
+    text = _markdown(summary)
+    atomic_write(outdir / "compare.json",
+                 lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=1) + "\n"))
+    return atomic_write(outdir / "compare.md", lambda tmp: Path(tmp).write_text(text))
+
+
+def _markdown(s):
+    names = [dataset_name(row["path"]) for row in s["sets"]]
+    ref = names[0]
+    desc = s["descriptors"]
+    lines = ["# Descriptor-space comparison", "",
+             f"Reference (REF): `{s['reference']}`. Descriptors: bispectrum, twojmax "
+             f"{desc['twojmax']}, R = {desc['rcutfac']} Å, D = {desc['n_dims']} per atom "
+             f"(LAMMPS compute sna/atom columns). Definitions: docs/compare.md.", "",
+             "## Sets", "",
+             "| set | configurations | environments | labeled | E/N min / median / max (eV) |",
+             "|---|---:|---:|---:|---|"]
+    for name, row in zip(names, s["sets"]):
+        e = row["energy_per_atom"]
+        span = "unlabeled" if e is None else f"{e['min']:.4f} / {e['median']:.4f} / {e['max']:.4f}"
+        lines.append(f"| {name} | {row['configs']} | {row['environments']} | "
+                     f"{row['labeled_configs']} | {span} |")
+    unlabeled = [n for n, row in zip(names, s["sets"]) if row["labeled_configs"] == 0]
+    if unlabeled:
+        lines += ["", f"Unlabeled, left out of the energy distribution: {', '.join(unlabeled)}."]
+    w = s["whitening"]
+    lines += ["", "![energy per atom](energy.png)", "", "![bispectrum components](components.png)",
+              "", "## ZCA whitening in the frame of REF", "",
+              f"REF covariance eigenvalues {w['eigenvalue_min']:.3g} to {w['eigenvalue_max']:.3g}"
+              f" (condition number {w['condition']:.3g}). In the whitened frame REF has unit "
+              f"standard deviation in every dimension; a set is broader in a dimension when its "
+              f"standard deviation there exceeds 1.", "",
+              f"| set | broader | ≥ {MUCH_BROADER:g}× broader | dimensions | std ratio min / median / max |",
+              "|---|---:|---:|---:|---|"]
+    for name, row in zip(names[1:], s["others"]):
+        lines.append(f"| {name} | {row['broader_dims']} | {row['broader5x_dims']} | "
+                     f"{row['n_dims']} | {row['ratio_min']:.3g} / {row['ratio_median']:.3g} / "
+                     f"{row['ratio_max']:.3g} |")
+    pc = s["pca"]["explained"]
+    lines += ["", "![std ratio per whitened dimension](broadening.png)", "",
+              "## Principal components of REF", "",
+              f"REF's standardized descriptors: PC1 holds {100 * pc[0]:.1f}% and PC2 "
+              f"{100 * pc[1]:.1f}% of the variance.", "", "![PCA](pca.png)", "",
+              "## Entropy and coverage", "",
+              f"Nearest-neighbor statistics in REF-whitened units on {s['nn_environments']} "
+              f"random environments of every set (seed {s['seed']}). Entropy: S = (1/n) Σ "
+              f"ln(n δ_i) with δ_i floored at {s['entropy_floor']:g}; duplicates: environments "
+              f"whose nearest other environment is closer than the floor. Threshold: "
+              f"99th percentile of a set's own leave-one-out distances.", "",
+              "| set | entropy S | duplicates | leave-one-out threshold |", "|---|---:|---:|---:|"]
+    for name, row in zip(names, s["sets"]):
+        lines.append(f"| {name} | {row['entropy']:.4f} | {row['duplicates']} | "
+                     f"{row['loo_threshold']:.4g} |")
+    lines += ["", "| environments of | nearest in | median | 90% | 99% | max | threshold | "
+                  "beyond threshold |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for name, row in zip(names[1:], s["others"]):
+        for query, covering, c in ((name, ref, row["coverage"]["other_by_reference"]),
+                                   (ref, name, row["coverage"]["reference_by_other"])):
+            q = c["quantiles"]
+            lines.append(f"| {query} | {covering} | {q['0.5']:.4g} | {q['0.9']:.4g} | "
+                         f"{q['0.99']:.4g} | {q['1']:.4g} | {c['threshold']:.4g} | "
+                         f"{100 * c['fraction_beyond']:.1f}% |")
+    lines += ["", "A model trained on the covering set extrapolates on the environments beyond "
+                  "the threshold.", "", "![coverage](coverage.png)", "",
+              "## Local structure types", "",
+              "| set | " + " | ".join(STRUCTURE_TYPES) + " |",
+              "|---|" + "---:|" * len(STRUCTURE_TYPES)]
+    for name, row in zip(names, s["sets"]):
+        lines.append(f"| {name} | " + " | ".join(f"{100 * row['structure_types'][t]:.1f}%"
+                                                 for t in STRUCTURE_TYPES) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    _pyplot().close(fig)
+    return path
+
+
+def _names(comparison):
+    return [dataset_name(s.path) for s in comparison.sets]
+
+
+def _energy_figure(comparison, path):
+    """Energy per atom histograms of the labeled sets (paper Fig. 2 left); None if none."""
+    labeled = [(n, s.energy_per_atom[np.isfinite(s.energy_per_atom)])
+               for n, s in zip(_names(comparison), comparison.sets)]
+    labeled = [(n, e) for n, e in labeled if len(e)]
+    if not labeled:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.8))
+    bins = np.histogram_bin_edges(np.concatenate([e for _, e in labeled]), bins=60)
+    for name, e in labeled:
+        ax.hist(e, bins=bins, density=True, histtype="step", lw=1.5, label=name)
+    ax.set_xlabel("energy per atom (eV)")
+    ax.set_ylabel("probability density (1/eV)")
+    ax.legend(frameon=False)
+    return _save(fig, path)
+
+
+def _component_label(column, twojmax):
+    index = snap_basis(twojmax).idxb
+    if column < len(index):
+        j1, j2, j = (int(v) for v in index[column])
+        return f"B{column} (2j1,2j2,2j = {j1},{j2},{j})"
+    return f"column {column}"
+
+
+def _components_figure(comparison, path):
+    """Distributions of the chosen bispectrum columns, log density (paper Fig. 2 right)."""
+    plt = _pyplot()
+    columns = comparison.summary["components"]
+    twojmax = comparison.summary["descriptors"]["twojmax"]
+    fig, axes = plt.subplots(1, len(columns), figsize=(4 * len(columns), 3.6), squeeze=False)
+    for ax, column in zip(axes[0], columns):
+        values = [s.descriptors[:, column] for s in comparison.sets]
+        bins = np.histogram_bin_edges(np.concatenate(values), bins=80)
+        for name, v in zip(_names(comparison), values):
+            ax.hist(v, bins=bins, density=True, histtype="step", lw=1.5, label=name)
+        ax.set_yscale("log")
+        ax.set_xlabel(_component_label(column, twojmax))
+        ax.set_ylabel("probability density")
+    axes[0][0].legend(frameon=False)
+    return _save(fig, path)
+
+
+def _pca_figure(comparison, path):
+    """All sets on REF's first two principal axes."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    for k, (name, s) in enumerate(zip(_names(comparison), comparison.sets)):
+        rows = sample_rows(len(s.descriptors), SCATTER_POINTS, comparison.summary["seed"], k)
+        y = comparison.pca.project(s.descriptors[rows])
+        ax.scatter(y[:, 0], y[:, 1], s=2, alpha=0.4, label=name, rasterized=True)
+    pc = comparison.pca.explained
+    ax.set_xlabel(f"PC1 of REF ({100 * pc[0]:.1f}%)")
+    ax.set_ylabel(f"PC2 of REF ({100 * pc[1]:.1f}%)")
+    ax.legend(frameon=False, markerscale=5)
+    return _save(fig, path)
+
+
+def _ratios_figure(comparison, path):
+    """Std ratio per whitened dimension of each other set."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for name, ratio in zip(_names(comparison)[1:], comparison.ratios):
+        ax.plot(np.arange(len(ratio)), ratio, "o-", ms=3, lw=1, label=name)
+    ax.axhline(1.0, color="gray", lw=0.8)
+    ax.axhline(MUCH_BROADER, color="gray", lw=0.8, ls="--")
+    ax.set_yscale("log")
+    ax.set_xlabel("whitened dimension (bispectrum column)")
+    ax.set_ylabel("std / std of REF")
+    ax.legend(frameon=False)
+    return _save(fig, path)
+
+
+def _coverage_figure(comparison, path):
+    """Histograms of nearest distances, both directions, with the thresholds."""
+    plt = _pyplot()
+    names = _names(comparison)
+    dist = comparison.distances
+    floor = comparison.summary["entropy_floor"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    panels = [(axes[0], f"environments of each set, nearest in {names[0]}",
+               [(f"{names[0]} (leave-one-out)", dist["loo"][0])]
+               + list(zip(names[1:], dist["other_by_reference"])), [dist["loo"][0]]),
+              (axes[1], f"environments of {names[0]}, nearest in each set",
+               list(zip([f"in {n}" for n in names[1:]], dist["reference_by_other"])),
+               dist["loo"][1:])]
+    for ax, title, series, covering in panels:
+        values = np.concatenate([d for _, d in series])
+        bins = np.logspace(np.log10(floor), np.log10(max(values.max(), 10 * floor)), 60)
+        for label, d in series:
+            ax.hist(np.maximum(d, floor), bins=bins, histtype="step", lw=1.5, label=label)
+        for loo in covering:
+            ax.axvline(np.quantile(loo, COVERAGE_QUANTILE), color="gray", lw=0.8, ls="--")
+        ax.set_xscale("log")
+        ax.set_xlabel("nearest-neighbor distance (REF-whitened units)")
+        ax.set_ylabel("environments")
+        ax.set_title(title, fontsize=9)
+        ax.legend(frameon=False, fontsize=8)
+    return _save(fig, path)
