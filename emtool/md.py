@@ -477,8 +477,8 @@ def equilibrate(system, protocol, tick=None):
             tick()
     kinetic = np.mean(energies) - state.potential_energy
     if kinetic > 0.0:
-        state = state._replace(velocities=state.velocities * math.sqrt(kinetic / state.kinetic_energy),
-                               kinetic_energy=kinetic)
+        scale = math.sqrt(kinetic / state.kinetic_energy)
+        state = state._replace(velocities=scale * state.velocities, kinetic_energy=kinetic)
     return state._replace(reservoir=0.0)
 
 

@@ -1,0 +1,206 @@
+"""MD grind time against LAMMPS, and (optionally) the paper's energy-conservation table.
+
+Fixed input: the 2000-atom BCC W of ``bench_snap.structure`` (a = 3.1652 Å, 0.05 Å
+displacements) with Maxwell–Boltzmann velocities at 300 K (seed 0). Published W SNAP+ZBL
+(``W_2940_2017_2.snap``). Velocity Verlet (NVE), µs per atom-step, best of --repeats runs of
+--steps steps each, after a warm-up (JIT compile time reported apart):
+
+- emtool ``nve_step`` (neighbor lists rebuilt every step, SNAP, ZBL, Verlet kernels), 1 and
+  2 Numba threads, against LAMMPS ``fix nve`` with ``pair_style hybrid/overlay zbl 4.0 4.8
+  snap`` (serial, default ``neighbor 2.0 bin``: LAMMPS rebuilds its lists only when an atom
+  moved by more than 1 Å) in the same run;
+- where emtool's step time goes (1 thread);
+- the embedded reference potential (Finnis-Sinclair W) per atom-step, next to LAMMPS
+  ``eam/fs`` on the table the tests write.
+
+``--nve-table`` (instead of the above): the full protocol of paper Fig. 5 (16-atom BCC W,
+3000 K, 7.5 ps per timestep, n = 1000) with the published potential, emtool and LAMMPS
+``fix nve`` each running every NVE run from the same equilibrated state; dH ± its block
+error, the relative difference and the dt <= 4 fs slopes side by side (about 5 minutes).
+
+Run: python bench/bench_md.py [--repeats 3] [--steps 3]
+     python bench/bench_md.py --nve-table [--seed 0]
+"""
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+
+from bench_snap import best_time, first_call_seconds, structure
+from emtool.calculators import load_potential
+from emtool.kernels.snap import beta_forces_kernel
+from emtool.kernels.snap_basis import snap_basis
+from emtool.kernels.verlet import kinetic_energy, verlet_drift, verlet_kick
+from emtool.md import (MDSystem, NVEProtocol, PAPER_TIMESTEPS, bcc_tungsten,
+                       energy_conservation, equilibrate, loglog_slope, maxwell_boltzmann,
+                       nve_init, nve_step)
+from emtool.snap import n_chunks, scatter_pair_forces, snap_pairs
+from emtool.zbl import ZBLPotential
+
+TESTS = Path(__file__).resolve().parents[1] / "tests"
+sys.path.insert(0, str(TESTS))
+from conftest import SHARED_DATA  # noqa: E402
+from test_md_lammps import LammpsNVE, lammps_nve_row, published_pair_commands  # noqa: E402
+from test_reference import write_setfl  # noqa: E402
+
+PUBLISHED = SHARED_DATA / "lammps_W_SNAP"
+TIMESTEP = 1.0   # fs
+
+FIRST_CALL = f"""
+import time; start = time.perf_counter()
+import numpy as np
+from emtool.calculators import load_potential
+from emtool.md import MDSystem, bcc_tungsten, maxwell_boltzmann, nve_init, nve_step
+system = MDSystem(load_potential("{PUBLISHED / 'W_2940_2017_2.snap'}"), bcc_tungsten())
+state = nve_init(system, system.positions, maxwell_boltzmann(system.masses, 300.0))
+nve_step(system, state, 1.0)
+print(time.perf_counter() - start)
+"""
+
+
+def emtool_step_time(system, start, steps, repeats):
+    """Seconds per velocity-Verlet step of ``system`` from the ``start`` state."""
+    def go():
+        state = start
+        for _ in range(steps):
+            state = nve_step(system, state, TIMESTEP)
+    go()
+    return best_time(go, repeats) / steps
+
+
+def lammps_step_time(atoms, velocities, pair_commands, steps, repeats):
+    lmp = LammpsNVE(atoms, velocities, pair_commands, TIMESTEP)
+    try:
+        lmp.advance(steps)
+        return best_time(lambda: lmp.advance(steps), repeats) / steps
+    finally:
+        lmp.close()
+
+
+def step_breakdown(potential, atoms, system, state, repeats):
+    """Seconds of each part of one emtool SNAP+ZBL step (1 thread)."""
+    params = potential.params
+    pairs = snap_pairs(atoms, params)
+    beta = np.tile(potential.coeffs[0, 1:params.ncoeff + 1], (len(atoms), 1))
+    args = (snap_basis(params.twojmax), pairs.offsets, pairs.rij, pairs.rcut, pairs.wj,
+            params.rfac0, params.rmin0, params.switchflag, params.wself)
+    dedr, _ = beta_forces_kernel(*args, beta, n_chunks(len(atoms)))
+    zbl = ZBLPotential(potential.zbl, params.elements)
+    dt = 1.0
+    nchunk = n_chunks(len(atoms))
+    return {
+        "SNAP neighbor pairs (snap_pairs)": best_time(lambda: snap_pairs(atoms, params), repeats),
+        "SNAP U, Y, dU.Y kernel": best_time(lambda: beta_forces_kernel(*args, beta, nchunk),
+                                            repeats),
+        "pair-force scatter and virial": best_time(lambda: scatter_pair_forces(
+            len(atoms), pairs.i, pairs.j, pairs.rij, dedr), repeats),
+        "ZBL (own neighbor list + kernel)": best_time(lambda: zbl.energy_forces_virial(atoms),
+                                                      repeats),
+        "Verlet kernels + kinetic energy": best_time(lambda: (
+            verlet_drift(state.positions, state.velocities, state.forces, system.inv_mass, dt,
+                         nchunk),
+            verlet_kick(state.velocities, state.forces, system.inv_mass, dt, nchunk),
+            kinetic_energy(state.velocities, system.masses)), repeats),
+        "whole evaluate (SnapPotential.evaluate)": best_time(lambda: potential.evaluate(atoms),
+                                                             repeats),
+    }
+
+
+def grind_times(args):
+    atoms = structure()
+    n = len(atoms)
+    us = lambda seconds: 1e6 * seconds / n  # noqa: E731
+    snap = load_potential(PUBLISHED / "W_2940_2017_2.snap")
+    reference = load_potential("reference:W")
+    velocities = maxwell_boltzmann(atoms.get_masses(), 300.0, seed=0)
+    atoms.set_velocities(velocities)
+    rows, started = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        cold, warm = first_call_seconds(tmp, FIRST_CALL), first_call_seconds(tmp, FIRST_CALL)
+        table = Path(tmp) / "W_AT.eam.fs"
+        write_setfl(table, reference)
+        for name, potential, commands in [
+                ("published W SNAP+ZBL", snap, published_pair_commands(PUBLISHED)),
+                ("reference:W (Finnis-Sinclair)", reference,
+                 ["pair_style eam/fs", f"pair_coeff * * {table} W"])]:
+            system = MDSystem(potential, atoms)
+            start = nve_init(system, atoms.positions, velocities)
+            started[name] = system, start
+            numba.set_num_threads(1)
+            one = emtool_step_time(system, start, args.steps, args.repeats)
+            lammps = lammps_step_time(atoms, velocities, commands, args.steps, args.repeats)
+            numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+            two = emtool_step_time(system, start, args.steps, args.repeats)
+            numba.set_num_threads(1)
+            rows.append((name, us(lammps), us(one), one / lammps, us(two), one / two))
+        breakdown = step_breakdown(snap, atoms, *started["published W SNAP+ZBL"], args.repeats)
+    print(f"# MD (velocity Verlet, dt = {TIMESTEP:g} fs), {n}-atom BCC W at 300 K, µs per "
+          f"atom-step, best of {args.repeats} x {args.steps} steps")
+    print("| potential | LAMMPS fix nve 1T | emtool 1T | ratio | emtool 2T | 2T speed-up |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, lmp, one, ratio, two, speedup in rows:
+        print(f"| {name} | {lmp:.2f} | {one:.2f} | {ratio:.2f} | {two:.2f} | {speedup:.2f} |")
+    print()
+    print("| emtool SNAP+ZBL step, 1 thread | µs/atom |")
+    print("|---|---:|")
+    for stage, seconds in breakdown.items():
+        print(f"| {stage} | {us(seconds):.2f} |")
+    print()
+    print(f"JIT: first SNAP+ZBL MD step of a fresh process {cold:.1f} s with an empty Numba "
+          f"cache (compilation), {warm:.1f} s with the cache it left")
+
+
+def nve_table(args):
+    """Paper Fig. 5 protocol, published SNAP+ZBL: emtool and LAMMPS from one start."""
+    numba.set_num_threads(1)
+    potential = load_potential(PUBLISHED / "W_2940_2017_2.snap")
+    protocol = NVEProtocol(timesteps=PAPER_TIMESTEPS, seed=args.seed)
+    started = time.perf_counter()
+    ours = energy_conservation(potential, protocol)
+    seconds_ours = time.perf_counter() - started
+    system = MDSystem(potential, bcc_tungsten())
+    start = equilibrate(system, protocol)
+    started = time.perf_counter()
+    theirs = [lammps_nve_row(system, start, published_pair_commands(PUBLISHED), t, protocol)
+              for t in protocol.timesteps]
+    seconds_theirs = time.perf_counter() - started
+    print(f"# Paper Fig. 5 protocol, published W SNAP+ZBL, 16 atoms, {protocol.temperature:g} K "
+          f"(start {ours['equilibrated_temperature']:.0f} K), {protocol.duration:g} fs per "
+          f"timestep, n = {protocol.samples}, seed {protocol.seed}")
+    print("| dt (fs) | emtool dH (eV/atom) | LAMMPS dH (eV/atom) | difference / combined error "
+          "| relative difference | emtool <T> (K) |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for row, lmp in zip(ours["table"], theirs):
+        sigma = np.hypot(row["delta_h_error"] or 0.0, lmp["delta_h_error"] or 0.0)
+        difference = row["delta_h"] - lmp["delta_h"]
+        print(f"| {row['timestep']:g} | {row['delta_h']:.4e} ± {row['delta_h_error']:.1e} | "
+              f"{lmp['delta_h']:.4e} ± {lmp['delta_h_error']:.1e} | {difference / sigma:+.2g} | "
+              f"{abs(difference) / lmp['delta_h']:.1e} | {row['mean_temperature']:.0f} |")
+    fit = [k for k, t in enumerate(protocol.timesteps) if t <= protocol.fit_max_timestep]
+    slope_theirs, error_theirs = loglog_slope([protocol.timesteps[k] for k in fit],
+                                              [theirs[k]["delta_h"] for k in fit])
+    print(f"\nslope dt <= {protocol.fit_max_timestep:g} fs: emtool {ours['slope']:.3f} ± "
+          f"{ours['slope_error']:.3f}, LAMMPS {slope_theirs:.3f} ± {error_theirs:.3f}; wall time "
+          f"emtool {seconds_ours:.0f} s (incl. equilibration), LAMMPS {seconds_theirs:.0f} s")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--nve-table", action="store_true",
+                        help="Run the paper-length dH table in emtool and LAMMPS instead.")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the --nve-table start.")
+    args = parser.parse_args()
+    if args.nve_table:
+        nve_table(args)
+    else:
+        grind_times(args)
+
+
+if __name__ == "__main__":
+    main()
