@@ -109,7 +109,7 @@ def zca_whitening(ref, max_condition=MAX_CONDITION):
         r = np.linalg.qr(np.vstack([r, ref[start:start + QR_BLOCK] - mean]), mode="r")
     _, s, vt = np.linalg.svd(r / np.sqrt(n - 1))
     eigenvalues = s ** 2
-    floor = max(eigenvalues[0] / max_condition, (ROUNDOFF * np.abs(ref).max()) ** 2)
+    floor = max(eigenvalues[0] / max_condition, (ROUNDOFF * max(ref.max(), -ref.min())) ** 2)
     weak = int(np.sum(eigenvalues <= floor))
     if weak:
         raise ParameterError(
