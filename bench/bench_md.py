@@ -5,10 +5,12 @@ displacements) with Maxwell–Boltzmann velocities at 300 K (seed 0). Published 
 (``W_2940_2017_2.snap``). Velocity Verlet (NVE), µs per atom-step, best of --repeats runs of
 --steps steps each, after a warm-up (JIT compile time reported apart):
 
-- emtool ``nve_step`` (neighbor lists rebuilt every step, SNAP, ZBL, Verlet kernels), 1 and
-  2 Numba threads, against LAMMPS ``fix nve`` with ``pair_style hybrid/overlay zbl 4.0 4.8
-  snap`` (serial, default ``neighbor 2.0 bin``: LAMMPS rebuilds its lists only when an atom
-  moved by more than 1 Å) in the same run;
+- emtool ``nve_step`` (neighbor lists rebuilt every step, SNAP, ZBL, Verlet kernels; the
+  energy comes with every evaluation), 1 and 2 Numba threads, against LAMMPS ``fix nve``
+  with ``pair_style hybrid/overlay zbl 4.0 4.8 snap`` (serial, default ``neighbor 2.0 bin``:
+  LAMMPS rebuilds its lists only when an atom moved by more than 1 Å), once with no energy
+  output (forces only, LAMMPS's usual MD step) and once with ``thermo 1`` (energy every
+  step, which makes ``pair_style snap`` compute the bispectrum as well), in the same run;
 - where emtool's step time goes (1 thread);
 - the embedded reference potential (Finnis-Sinclair W) per atom-step, next to LAMMPS
   ``eam/fs`` on the table the tests write.
@@ -18,7 +20,7 @@ displacements) with Maxwell–Boltzmann velocities at 300 K (seed 0). Published 
 ``fix nve`` each running every NVE run from the same equilibrated state; dH ± its block
 error, the relative difference and the dt <= 4 fs slopes side by side (about 5 minutes).
 
-Run: python bench/bench_md.py [--repeats 3] [--steps 3]
+Run: python bench/bench_md.py [--repeats 5] [--steps 3]
      python bench/bench_md.py --nve-table [--seed 0]
 """
 import argparse
@@ -62,23 +64,36 @@ print(time.perf_counter() - start)
 """
 
 
-def emtool_step_time(system, start, steps, repeats):
-    """Seconds per velocity-Verlet step of ``system`` from the ``start`` state."""
-    def go():
+def step_times(system, start, lammps_commands, steps, repeats):
+    """Seconds per velocity-Verlet step from the ``start`` state, best of ``repeats`` rounds:
+    emtool with 1 and 2 threads (energy every step: ``evaluate`` returns it), LAMMPS ``fix
+    nve`` with no energy output (forces only) and with the energy every step (``thermo 1``).
+    All four are measured in turn within each round, so that they see the same load of a
+    shared machine."""
+    def emtool(threads):
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         state = start
         for _ in range(steps):
             state = nve_step(system, state, TIMESTEP)
-    go()
-    return best_time(go, repeats) / steps
+        numba.set_num_threads(1)
 
-
-def lammps_step_time(atoms, velocities, pair_commands, steps, repeats):
-    lmp = LammpsNVE(atoms, velocities, pair_commands, TIMESTEP)
+    forces_only = LammpsNVE(system.snapshot(start), start.velocities, lammps_commands, TIMESTEP)
+    with_energy = LammpsNVE(system.snapshot(start), start.velocities, lammps_commands, TIMESTEP)
+    forces_only.lmp.command("thermo_style custom step")
+    with_energy.lmp.command("thermo 1")
     try:
-        lmp.advance(steps)
-        return best_time(lambda: lmp.advance(steps), repeats) / steps
+        runs = dict(emtool_1=lambda: emtool(1), lammps=lambda: forces_only.advance(steps),
+                    lammps_energy=lambda: with_energy.advance(steps), emtool_2=lambda: emtool(2))
+        for run in runs.values():
+            run()
+        best = dict.fromkeys(runs, np.inf)
+        for _ in range(repeats):
+            for key, run in runs.items():
+                best[key] = min(best[key], best_time(run, 1) / steps)
+        return best
     finally:
-        lmp.close()
+        forces_only.close()
+        with_energy.close()
 
 
 def step_breakdown(potential, atoms, system, state, repeats):
@@ -117,7 +132,7 @@ def grind_times(args):
     snap = load_potential(PUBLISHED / "W_2940_2017_2.snap")
     reference = load_potential("reference:W")
     velocities = maxwell_boltzmann(atoms.get_masses(), 300.0, seed=0)
-    atoms.set_velocities(velocities)
+    numba.set_num_threads(1)
     rows, started = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         cold, warm = first_call_seconds(tmp, FIRST_CALL), first_call_seconds(tmp, FIRST_CALL)
@@ -130,20 +145,19 @@ def grind_times(args):
             system = MDSystem(potential, atoms)
             start = nve_init(system, atoms.positions, velocities)
             started[name] = system, start
-            numba.set_num_threads(1)
-            one = emtool_step_time(system, start, args.steps, args.repeats)
-            lammps = lammps_step_time(atoms, velocities, commands, args.steps, args.repeats)
-            numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-            two = emtool_step_time(system, start, args.steps, args.repeats)
-            numba.set_num_threads(1)
-            rows.append((name, us(lammps), us(one), one / lammps, us(two), one / two))
+            t = step_times(system, start, commands, args.steps, args.repeats)
+            rows.append((name, us(t["lammps"]), us(t["lammps_energy"]), us(t["emtool_1"]),
+                         t["emtool_1"] / t["lammps"], t["emtool_1"] / t["lammps_energy"],
+                         us(t["emtool_2"]), t["emtool_1"] / t["emtool_2"]))
         breakdown = step_breakdown(snap, atoms, *started["published W SNAP+ZBL"], args.repeats)
     print(f"# MD (velocity Verlet, dt = {TIMESTEP:g} fs), {n}-atom BCC W at 300 K, µs per "
-          f"atom-step, best of {args.repeats} x {args.steps} steps")
-    print("| potential | LAMMPS fix nve 1T | emtool 1T | ratio | emtool 2T | 2T speed-up |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, lmp, one, ratio, two, speedup in rows:
-        print(f"| {name} | {lmp:.2f} | {one:.2f} | {ratio:.2f} | {two:.2f} | {speedup:.2f} |")
+          f"atom-step, best of {args.repeats} rounds of {args.steps} steps")
+    print("| potential | LAMMPS 1T, forces only | LAMMPS 1T, energy every step | emtool 1T "
+          "| ratio | ratio (energy every step) | emtool 2T | 2T speed-up |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, lmp, lmp_e, one, ratio, ratio_e, two, speedup in rows:
+        print(f"| {name} | {lmp:.2f} | {lmp_e:.2f} | {one:.2f} | {ratio:.2f} | {ratio_e:.2f} | "
+              f"{two:.2f} | {speedup:.2f} |")
     print()
     print("| emtool SNAP+ZBL step, 1 thread | µs/atom |")
     print("|---|---:|")
@@ -190,7 +204,7 @@ def nve_table(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--nve-table", action="store_true",
                         help="Run the paper-length dH table in emtool and LAMMPS instead.")

@@ -647,10 +647,11 @@ def plot_energy_conservation(result, path, label=None):
     ax.errorbar(dt, dh, yerr=err, marker="o", ls="-", label=label or "emtool", capsize=2)
     if result["slope"] is not None:
         fit = np.array(result["slope_timesteps"])
-        fitted = [r["delta_h"] for r in rows if r["timestep"] in set(fit)]
-        scale = np.exp(np.mean(np.log(fitted) - result["slope"] * np.log(fit)))
-        ax.plot(dt, scale * dt ** result["slope"], "k--", lw=0.8,
-                label=f"fit, slope {result['slope']:.2f}")
+        log_fitted = np.log([r["delta_h"] for r in rows if r["timestep"] in set(fit)])
+        for slope, style, label in ((result["slope"], "k--", f"fit, slope {result['slope']:.2f}"),
+                                    (2.0, "C7:", "δt²")):
+            scale = np.exp(np.mean(log_fitted - slope * np.log(fit)))
+            ax.plot(dt, scale * dt ** slope, style, lw=0.8, label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("timestep δt (fs)")
