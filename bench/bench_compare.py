@@ -65,7 +65,7 @@ def main():
     rows.append(("zca_whitening(A)", t, mem, ""))
     t, mem, (za, zb) = timed(lambda: (w.apply(a), w.apply(b)), args.repeats)
     rows.append(("whiten A and B", t, mem, ""))
-    del a, b
+    a = b = None  # free the raw sets before the tree is built
     t, mem, tree = timed(lambda: cKDTree(za), args.repeats)
     rows.append(("cKDTree(A)", t, mem, ""))
     pick = rng.choice(args.n, args.queries, replace=False)
@@ -77,7 +77,7 @@ def main():
         rows.append((f"{name}, {args.queries} queries", t, mem,
                      f"{1e3 * t / args.queries:.1f} ms/query -> {args.n} queries "
                      f"{t / args.queries * args.n / 3600:.1f} h"))
-    del tree, za, zb
+    tree = za = zb = None
 
     for size in [int(s) for s in args.sizes.split(",") if s]:
         sa = rng.normal(size=(size, args.dim))
