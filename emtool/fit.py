@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from emtool.params import ParameterError, SnapParams
-from emtool.snap import bispectrum_derivatives, quadratic_columns
+from emtool.snap import bispectrum, bispectrum_derivatives, quadratic_columns
 
 
 @dataclass(frozen=True)
@@ -81,10 +81,14 @@ class TallSkinnyQR:
         return x, residual
 
 
-def configuration_rows(atoms, params, quadratic=False):
+def configuration_rows(atoms, params, quadratic=False, derivatives=True):
     """Design rows of one configuration: (energy row (ncols,), force rows (3N, ncols),
     stress rows (6, ncols) or None). Columns: 1, the D components, then (quadratic) the
-    D(D+1)/2 products in LAMMPS order."""
+    D(D+1)/2 products in LAMMPS order. Without ``derivatives`` only the energy row is built
+    (from B alone) and the force and stress rows are None."""
+    if not derivatives:
+        b = bispectrum(atoms, params.replace(quadraticflag=int(quadratic)))
+        return np.concatenate([[1.0], b.mean(0)]), None, None
     der = bispectrum_derivatives(atoms, params)
     b = der.b
     n, d = b.shape
@@ -138,10 +142,14 @@ def weighted_rows(atoms, params, weights, reference, quadratic):
     """Weighted design rows and right-hand side (A (rows, ncols), b (rows,)) of one labeled
     configuration (see the module docstring)."""
     w = (weights or {}).get(atoms.info.get("group", ""), GroupWeights())
-    e_row, f_rows, s_rows = configuration_rows(atoms, params, quadratic)
+    e_row, f_rows, s_rows = configuration_rows(atoms, params, quadratic,
+                                               derivatives=w.force > 0 or w.stress > 0)
     e_true, f_true, s_true = _truth(atoms, reference)
-    rows = [w.energy * e_row[None, :], w.force * f_rows]
-    rhs = [np.array([w.energy * e_true]), w.force * f_true]
+    rows = [w.energy * e_row[None, :]]
+    rhs = [np.array([w.energy * e_true])]
+    if w.force > 0:
+        rows.append(w.force * f_rows)
+        rhs.append(w.force * f_true)
     if w.stress > 0 and s_rows is not None and s_true is not None:
         rows.append(w.stress * s_rows)
         rhs.append(w.stress * s_true)

@@ -109,3 +109,16 @@ def test_evaluate_command_json(tmp_path):
     assert set(report["groups"]) == {"a", "b"} and len(report["rse"]) == 4
     assert report["ndof"] == 1 + params.ncoeff
     assert (tmp_path / "plots" / "errors.png").exists()
+
+
+def test_energy_only_fit_uses_energy_rows_alone():
+    """With force and stress weights 0 the rows come from B alone (no derivatives): one row
+    per configuration, and known linear coefficients are still recovered."""
+    params = SnapParams(twojmax=2, rcutfac=4.73, elements=("W",))
+    truth = np.r_[-8.0, np.random.default_rng(4).normal(scale=1e-2, size=params.ncoeff)]
+    images = labeled([random_box(k, natoms=8 + k % 5) for k in range(12)],
+                     SnapPotential(params, truth[None, :]))
+    weights = {"": GroupWeights(energy=1.0, force=0.0)}
+    coefficients, info = fit_snap(images, params, weights)
+    assert info["rows"] == len(images)
+    np.testing.assert_allclose(coefficients, truth, rtol=1e-6, atol=1e-9)
