@@ -29,9 +29,9 @@ import numpy as np
 
 from emtool.kernels import mlp as _k
 from emtool.params import ParameterError, SnapParams
-from emtool.snap import bispectrum_from_pairs, scatter_pair_forces, snap_pair_forces, snap_pairs
+from emtool.snap import bispectrum_from_pairs, snap_pair_forces, snap_pairs
+from emtool.snap_model import DescriptorPotential
 from emtool.snapfiles import ZBLSpec
-from emtool.snap_model import voigt
 
 #: Hidden-layer widths of the paper's Fig. 7 networks, input side first.
 ARCHITECTURES = {
@@ -69,7 +69,7 @@ def n_parameters(nnodes, d):
 
 
 @dataclass(frozen=True, eq=False)
-class NetworkPotential:
+class NetworkPotential(DescriptorPotential):
     """A per-atom MLP on bispectrum descriptors (module docstring), single element.
 
     params : SnapParams (linear descriptors, one element).
@@ -111,16 +111,6 @@ class NetworkPotential:
             value.flags.writeable = False
             object.__setattr__(self, name, value)
 
-    @property
-    def ndof(self):
-        """Number of fitted parameters (NDoF of the paper's Fig. 3)."""
-        return int(self.coeffs.size)
-
-    @property
-    def cutoff(self):
-        """Interaction range (Å): the descriptor cutoff or the ZBL outer cutoff."""
-        return max(self.params.cutoff, self.zbl.r_outer if self.zbl else 0.0)
-
     def activation_codes(self):
         """(L,) kernel activation codes: the hidden activation, then linear output."""
         codes = np.full(len(self.nnodes), ACTIVATIONS[self.activation], np.int64)
@@ -135,21 +125,11 @@ class NetworkPotential:
     def evaluate(self, atoms):
         """Energy (eV), per-atom energies (N,), forces (N, 3) eV/Å and, for periodic cells, the
         ASE stress (6,) eV/Å^3; returned as a dict (as ``SnapPotential.evaluate``)."""
-        from emtool.zbl import ZBLPotential
         params = self.params
         pairs = snap_pairs(atoms, params)
         energies, beta = self.atomic_energies(bispectrum_from_pairs(params, pairs))
         dedr, _ = snap_pair_forces(params, pairs, beta)
-        forces, virial = scatter_pair_forces(len(atoms), pairs.i, pairs.j, pairs.rij, dedr)
-        if self.zbl is not None:
-            e_zbl, f_zbl, w_zbl = ZBLPotential(self.zbl, params.elements).energy_forces_virial(atoms)
-            energies = energies + e_zbl
-            forces += f_zbl
-            virial += w_zbl
-        result = dict(energy=float(energies.sum()), energies=energies, forces=forces)
-        if np.isfinite(pairs.volume):
-            result["stress"] = -voigt(virial) / pairs.volume
-        return result
+        return self.result(atoms, pairs, energies, dedr)
 
     def write(self, stem):
         """Write LAMMPS ML-IAP files (``write_mliap``); returns the paths written."""

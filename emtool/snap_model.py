@@ -36,8 +36,39 @@ def quadratic_matrix(coeffs, d):
     return alpha
 
 
+class DescriptorPotential:
+    """What SNAP and network potentials share: ``params`` (SnapParams), ``coeffs`` (the fitted
+    parameters) and ``zbl`` (ZBLSpec or None) attributes, and the assembly of a result."""
+
+    @property
+    def ndof(self):
+        """Number of fitted parameters (NDoF of the paper's Fig. 3)."""
+        return int(self.coeffs.size)
+
+    @property
+    def cutoff(self):
+        """Interaction range (Å): the largest descriptor pair cutoff or the ZBL outer cutoff."""
+        return max(self.params.cutoff, self.zbl.r_outer if self.zbl else 0.0)
+
+    def result(self, atoms, pairs, energies, dedr):
+        """The ``evaluate`` dict from atomic energies (N,) eV and per-pair dE/dr_ij (eV/Å):
+        energy, energies, forces and, for periodic cells, the ASE stress (6,) eV/Å^3 =
+        (1/V) dE/d(strain); the ZBL overlay added when the model has one."""
+        forces, virial = scatter_pair_forces(len(atoms), pairs.i, pairs.j, pairs.rij, dedr)
+        if self.zbl is not None:
+            zbl = ZBLPotential(self.zbl, self.params.elements)
+            e_zbl, f_zbl, w_zbl = zbl.energy_forces_virial(atoms)
+            energies = energies + e_zbl
+            forces += f_zbl
+            virial += w_zbl
+        result = dict(energy=float(energies.sum()), energies=energies, forces=forces)
+        if np.isfinite(pairs.volume):
+            result["stress"] = -voigt(virial) / pairs.volume
+        return result
+
+
 @dataclass(frozen=True, eq=False)
-class SnapPotential:
+class SnapPotential(DescriptorPotential):
     """A SNAP model: ``params`` (SnapParams), ``coeffs`` (n_elements, ncoeffall) in LAMMPS
     ``.snapcoeff`` order (c0, beta, then quadratic terms), ``zbl`` (ZBLSpec or None)."""
 
@@ -69,16 +100,6 @@ class SnapPotential:
         """Write ``stem.snapparam``, ``stem.snapcoeff`` (and ``stem.snap`` with ZBL)."""
         return write_snap_model(stem, self.params, self.coeffs, self.zbl)
 
-    @property
-    def ndof(self):
-        """Number of coefficients (NDoF of the paper's Fig. 3)."""
-        return int(self.coeffs.size)
-
-    @property
-    def cutoff(self):
-        """Interaction range (Å): the largest SNAP pair cutoff or the ZBL outer cutoff."""
-        return max(self.params.cutoff, self.zbl.r_outer if self.zbl else 0.0)
-
     def evaluate(self, atoms):
         """Energy (eV), per-atom energies (N,), forces (N, 3) eV/Å and, for periodic cells, the
         ASE stress (6,) eV/Å^3 = (1/V) dE/d(strain); returned as a dict."""
@@ -99,13 +120,4 @@ class SnapPotential:
         else:
             dedr, b = snap_pair_forces(params, pairs, beta)
             energies = c[:, 0] + np.einsum("nd,nd->n", beta, b)
-        forces, virial = scatter_pair_forces(len(atoms), pairs.i, pairs.j, pairs.rij, dedr)
-        if self.zbl is not None:
-            e_zbl, f_zbl, w_zbl = ZBLPotential(self.zbl, params.elements).energy_forces_virial(atoms)
-            energies += e_zbl
-            forces += f_zbl
-            virial += w_zbl
-        result = dict(energy=float(energies.sum()), energies=energies, forces=forces)
-        if np.isfinite(pairs.volume):
-            result["stress"] = -voigt(virial) / pairs.volume
-        return result
+        return self.result(atoms, pairs, energies, dedr)
