@@ -510,9 +510,16 @@ def _read_structure(path):
         raise CliError(f"{path}: cannot read a structure ({type(err).__name__}: {err})") from None
 
 
+#: Options shared by the MD commands.
+potential_option = click.option(
+    "--potential", default="reference:W", show_default=True, metavar="SPEC",
+    help="reference:W, a .snapparam/.snap SNAP potential or an emtool model .json.")
+md_seed_option = click.option("--seed", type=int, default=0, show_default=True,
+                              help="Seed of the velocities and the thermostat.")
+
+
 @main.command()
-@click.option("--potential", default="reference:W", show_default=True, metavar="SPEC",
-              help="reference:W, a .snapparam/.snap SNAP potential or an emtool model .json.")
+@potential_option
 @click.option("--timesteps", default="0.5,1,2,4,8,10,12", show_default=True, metavar="DT,...",
               help="NVE timesteps, fs, comma-separated.")
 @click.option("--temperature", type=float, default=3000.0, show_default=True,
@@ -523,8 +530,7 @@ def _read_structure(path):
               help="Samples n of Eq. 2 per run.")
 @click.option("--equilibration", type=float, default=5000.0, show_default=True,
               help="CSVR equilibration at --temperature (1 fs steps), fs.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the velocities and the thermostat.")
+@md_seed_option
 @click.option("--structure", type=click.Path(dir_okay=False),
               help="Start structure (any ASE format) instead of 16-atom BCC W, a = 3.1652 Å.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="ΔH(δt) plot, .png or .pdf.")
@@ -570,8 +576,7 @@ def nve(potential, timesteps, temperature, duration, samples, equilibration, see
 
 @main.command()
 @click.argument("structure", type=click.Path(dir_okay=False))
-@click.option("--potential", default="reference:W", show_default=True, metavar="SPEC",
-              help="reference:W, a .snapparam/.snap SNAP potential or an emtool model .json.")
+@potential_option
 @click.option("--ensemble", type=click.Choice(["nve", "nvt"]), default="nve", show_default=True,
               help="nvt: CSVR thermostat at --temperature.")
 @click.option("--timestep", type=float, default=1.0, show_default=True, help="Timestep, fs.")
@@ -580,8 +585,7 @@ def nve(potential, timesteps, temperature, duration, samples, equilibration, see
               help="K: Maxwell–Boltzmann start when STRUCTURE has no velocities; NVT target.")
 @click.option("--tau", type=float, default=100.0, show_default=True,
               help="CSVR time constant (nvt), fs.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the velocities and the thermostat.")
+@md_seed_option
 @click.option("--thermo-every", type=int, default=100, show_default=True,
               help="Steps between thermo lines.")
 @click.option("--log", "log_path", type=click.Path(dir_okay=False),
