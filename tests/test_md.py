@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from ase import Atoms
+from ase import Atoms, units
 from ase.io import read, write
 from click.testing import CliRunner
 from scipy import constants
@@ -112,10 +112,9 @@ def test_maxwell_boltzmann():
     masses = np.tile([183.84, 9.012], 5000)
     v = maxwell_boltzmann(masses, 3000.0, seed=4)
     ndof = 3 * len(masses) - 3
-    assert 2 * kinetic_energy(v, masses) / (ndof * 8.617330337217213e-05) == pytest.approx(
-        3000.0, rel=1e-12)
+    assert 2 * kinetic_energy(v, masses) / (ndof * units.kB) == pytest.approx(3000.0, rel=1e-12)
     np.testing.assert_allclose(masses @ v, 0.0, atol=1e-10)
-    kT = 8.617330337217213e-05 * 3000.0
+    kT = units.kB * 3000.0
     for m in (183.84, 9.012):   # each component ~ N(0, kT/m)
         assert np.var(v[masses == m]) * m / kT == pytest.approx(1.0, abs=0.03)
     np.testing.assert_array_equal(v, maxwell_boltzmann(masses, 3000.0, seed=4))
