@@ -141,7 +141,8 @@ def _truth(atoms, reference):
 def weighted_rows(atoms, params, weights, reference, quadratic):
     """Weighted design rows and right-hand side (A (rows, ncols), b (rows,)) of one labeled
     configuration (see the module docstring)."""
-    w = (weights or {}).get(atoms.info.get("group", ""), GroupWeights())
+    group = atoms.info.get("group", "")
+    w = GroupWeights() if weights is None else weights.get(group, GroupWeights())
     e_row, f_rows, s_rows = configuration_rows(atoms, params, quadratic,
                                                derivatives=w.force > 0 or w.stress > 0)
     e_true, f_true, s_true = _truth(atoms, reference)

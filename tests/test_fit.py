@@ -1,11 +1,13 @@
 """SNAP fitting: recovery of known coefficients from synthetic data."""
+import json
+
 import numpy as np
 import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from conftest import displaced_bcc, random_box
 from emtool import SnapParams
-from emtool.fit import GroupWeights, fit_snap
+from emtool.fit import GroupWeights, UniformWeights, fit_snap
 from emtool.snap_model import SnapPotential
 
 
@@ -118,7 +120,29 @@ def test_energy_only_fit_uses_energy_rows_alone():
     truth = np.r_[-8.0, np.random.default_rng(4).normal(scale=1e-2, size=params.ncoeff)]
     images = labeled([random_box(k, natoms=8 + k % 5) for k in range(12)],
                      SnapPotential(params, truth[None, :]))
-    weights = {"": GroupWeights(energy=1.0, force=0.0)}
-    coefficients, info = fit_snap(images, params, weights)
-    assert info["rows"] == len(images)
-    np.testing.assert_allclose(coefficients, truth, rtol=1e-6, atol=1e-9)
+    for weights in ({"": GroupWeights(energy=1.0, force=0.0)},
+                    UniformWeights(GroupWeights(energy=1.0, force=0.0))):
+        coefficients, info = fit_snap(images, params, weights)
+        assert info["rows"] == len(images)
+        np.testing.assert_allclose(coefficients, truth, rtol=1e-6, atol=1e-9)
+
+
+def test_fit_command_applies_its_weights(tmp_path):
+    """--force-weight 0 gives one row per configuration (a uniform-weights mapping has no
+    items, and must not be mistaken for no weights)."""
+    import emtool
+    from click.testing import CliRunner
+    from emtool.cli import main
+    params = SnapParams(twojmax=2, rcutfac=4.73, elements=("W",))
+    truth = np.r_[-8.0, np.full(params.ncoeff, 1e-3)]
+    images = labeled([random_box(k, natoms=8 + k % 3) for k in range(9)],
+                     SnapPotential(params, truth[None, :]))
+    for k, atoms in enumerate(images):
+        atoms.info["index"] = k
+    emtool.write_dataset(tmp_path / "d.h5", images)
+    for force_weight, rows in (("0", 9), ("1", 9 + 3 * sum(len(a) for a in images))):
+        out = tmp_path / f"m{force_weight}.json"
+        result = CliRunner().invoke(main, ["fit", str(tmp_path / "d.h5"), "-o", str(out),
+                                           "--twojmax", "2", "--force-weight", force_weight])
+        assert result.exit_code == 0, result.output
+        assert json.loads(out.read_text())["metadata"]["rows"] == rows
