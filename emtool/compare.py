@@ -13,9 +13,10 @@ bispectrum components) and are defined in ``docs/compare.md``:
   types of several HDF5 datasets (what ``emtool compare`` runs); ``emtool.compare_report``
   writes its Markdown report and figures.
 
-Nearest-neighbor searches use scipy's cKDTree. In 55 REF-whitened dimensions a KD-tree
-prunes little: measured cost grows as ~N_query x N_tree (bench/bench_compare.py), so
-``compare_datasets`` runs them on equal-size random samples of environments.
+Nearest-neighbor searches are exact (``emtool.nearest``: screened matrix products in many
+dimensions, where a KD-tree prunes almost nothing). Their cost grows as N_query x N_set
+(~2 ns per pair and core, bench/bench_compare.py), so ``compare_datasets`` runs them on
+equal-size random samples of environments (default ``NN_ENVIRONMENTS`` per set).
 """
 import logging
 import time
@@ -23,10 +24,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from emtool.dataset import DatasetError, read_arrays, read_dataset
 from emtool.kernels.entropy import entropy_from_distances
+from emtool.nearest import nearest_sq_distances
 from emtool.params import ParameterError, SnapParams
 from emtool.snap import bispectrum
 from emtool.structure_types import STRUCTURE_TYPES, classify_atoms, type_fractions
@@ -49,7 +50,7 @@ COVERAGE_QUANTILE = 0.99
 #: Quantiles reported for distance distributions.
 SUMMARY_QUANTILES = (0.5, 0.9, 0.99, 1.0)
 #: Default number of environments per set in the nearest-neighbor analyses.
-NN_ENVIRONMENTS = 10000
+NN_ENVIRONMENTS = 100_000
 #: Default entropy floor (REF-whitened units, i.e. REF standard deviations).
 ENTROPY_FLOOR = 1e-3
 #: Rows per block of the streamed QR factorization of the reference (memory ~ block x D).
@@ -179,19 +180,11 @@ def nearest_distances(points, queries=None, workers=1):
     """Euclidean distance from each query row to its nearest row of ``points``.
 
     points : (N, D); queries : (M, D), or None for the leave-one-out distances of ``points``
-    to their nearest *other* row (N >= 2). Exact (cKDTree, eps = 0); ``workers`` threads.
-    Returns (M,) or (N,) float64 in the units of the rows.
+    to their nearest *other* row (N >= 2). Exact (``emtool.nearest.nearest_sq_distances``;
+    ``workers``: KD-tree threads in few dimensions). Returns (M,) or (N,) float64 in the
+    units of the rows.
     """
-    points = _rows(points, "descriptors")
-    tree = cKDTree(points)
-    if queries is None:
-        if len(points) < 2:
-            raise ParameterError("leave-one-out distances need at least 2 environments")
-        return tree.query(points, k=2, workers=workers)[0][:, 1]
-    queries = _rows(queries, "query descriptors")
-    if queries.shape[1] != points.shape[1]:
-        raise ParameterError(f"query dimension {queries.shape[1]} != {points.shape[1]}")
-    return tree.query(queries, k=1, workers=workers)[0]
+    return np.sqrt(nearest_sq_distances(points, queries, workers=workers))
 
 
 def coverage_summary(distances, covering_loo, quantile=COVERAGE_QUANTILE):
@@ -323,7 +316,7 @@ def compare_datasets(paths, params=None, components=(0, 1, 2), nn_environments=N
     nn_environments : environments per set in the nearest-neighbor analyses (entropy,
     leave-one-out thresholds, coverage): every set uses the same number,
     n = min(nn_environments, smallest set), drawn at random with ``seed`` (0: smallest set);
-    workers : processes for the descriptors and threads for the KD-tree queries;
+    workers : processes for the descriptors (and KD-tree threads in few dimensions);
     entropy_floor : floor of the entropy estimator in REF-whitened units. The entropy is
     ``emtool.entropy.descriptor_entropy`` of each set's whitened sample, evaluated from the
     leave-one-out distances already computed for the coverage threshold.

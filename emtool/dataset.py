@@ -324,24 +324,29 @@ class DatasetWriter:
     - deletes temporary files left by a killed writer and consolidates a leftover journal.
 
     ``add(atoms)`` buffers one configuration (``atoms.info["index"]`` required, unique);
-    every ``batch`` configurations (or on ``commit()``) the buffer becomes one journal shard
+    every ``batch`` configurations, when the oldest buffered one waited ``commit_seconds``
+    (slow labelers such as DFT), or on ``commit()``, the buffer becomes one journal shard
     ``<path>.journal/<first index>-<n>.h5``, itself a small dataset written atomically.
     ``consolidate()`` merges the main file and all shards into a new file in index order and
     replaces the main file (cost O(file size): the whole file is rewritten);
     ``consolidate_if_due()`` does it when ``max_shards`` shards or ``max_seconds`` have
     accumulated. ``finish(action, settings)`` commits, consolidates, appends a provenance
-    record and releases the lock. A SIGKILL at any moment loses at most the buffer.
+    record and releases the lock. A SIGKILL at any moment loses at most the buffer (at most
+``batch`` configurations or ``commit_seconds`` of work).
 
     Use as a context manager: leaving the block commits the buffer and releases the lock.
     """
 
-    def __init__(self, path, parameters, *, batch=256, max_shards=32, max_seconds=600.0):
+    def __init__(self, path, parameters, *, batch=256, max_shards=32, max_seconds=600.0,
+                 commit_seconds=60.0):
         self.path = Path(path)
         self.journal = journal_path(self.path)
-        if int(batch) < 1 or int(max_shards) < 1 or not max_seconds > 0:
-            raise DatasetError(f"{self.path}: need batch >= 1, max_shards >= 1, max_seconds > 0; "
-                               f"got {batch}, {max_shards}, {max_seconds}")
+        if int(batch) < 1 or int(max_shards) < 1 or not (max_seconds > 0 and commit_seconds > 0):
+            raise DatasetError(f"{self.path}: need batch >= 1, max_shards >= 1, max_seconds > 0, "
+                               f"commit_seconds > 0; got {batch}, {max_shards}, {max_seconds}, "
+                               f"{commit_seconds}")
         self.batch, self.max_shards, self.max_seconds = int(batch), int(max_shards), max_seconds
+        self.commit_seconds = commit_seconds
         self._parameters = _parameters_json(parameters, self.path)
         self._lock = _Lock(self.path).__enter__()
         try:
@@ -362,6 +367,7 @@ class DatasetWriter:
             _atomic_h5(self.path, lambda h5: _Output(h5, 0, 0, self._parameters, "[]"),
                        f".{self.path.name}.tmp-")
         self._buffer = []
+        self._buffer_since = None
         self._changed = False
         self._shards = len(shards)
         self._last = time.monotonic()
@@ -376,7 +382,8 @@ class DatasetWriter:
         return self._done_view
 
     def add(self, atoms):
-        """Buffer one configuration; commits when the buffer holds ``batch`` of them."""
+        """Buffer one configuration; commits when the buffer holds ``batch`` of them or its
+        oldest configuration waited ``commit_seconds``."""
         self._check_open()
         if not isinstance(atoms, Atoms):
             raise DatasetError(f"{self.path}: expected ase.Atoms, got {type(atoms).__name__}")
@@ -386,10 +393,13 @@ class DatasetWriter:
         if index in self._done:
             raise DatasetError(f"{self.path}: configuration index {index} is already in the "
                                f"dataset, journal or buffer")
+        if not self._buffer:
+            self._buffer_since = time.monotonic()
         self._buffer.append(_record(atoms, index, self.path))
         self._done.add(index)
         self._done_view = None
-        if len(self._buffer) >= self.batch:
+        if (len(self._buffer) >= self.batch
+                or time.monotonic() - self._buffer_since >= self.commit_seconds):
             self.commit()
 
     def commit(self):

@@ -306,6 +306,24 @@ def test_journal_resume_equals_one_write(tmp_path):
     assert_same_dataset(path, tmp_path / "ref.h5")
 
 
+def test_slow_jobs_commit_by_time(tmp_path, monkeypatch):
+    """A slow labeler (DFT: minutes per configuration) does not keep hours of work in the
+    buffer: once its oldest configuration waited commit_seconds, add() writes a shard."""
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    path = tmp_path / "d.h5"
+    with DatasetWriter(path, {"n": 3}, batch=256, commit_seconds=60.0) as writer:
+        writer.add(make_config(0))
+        clock[0] += 59.0
+        writer.add(make_config(1))
+        assert not journal_path(path).exists()
+        clock[0] += 2.0
+        writer.add(make_config(2))
+        assert [p.name for p in journal_path(path).iterdir()] == ["0-3.h5"]
+        writer.add(make_config(3))          # a new buffer starts its own clock
+        assert len(list(journal_path(path).iterdir())) == 1
+
+
 def check_interrupted_state(path, reference):
     """The main file and every journal shard are readable and hold reference configurations;
     returns the set of stored indices."""
