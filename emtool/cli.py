@@ -455,20 +455,36 @@ def _fit_network(train, output, model, params, zbl, groups, energy_weight, force
 @click.argument("data", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON (with the RSE list).")
 @click.option("--plots", type=click.Path(file_okay=False), help="Folder for parity/RSE plots.")
+@click.option("--coverage", "train", type=click.Path(dir_okay=False),
+              help="MODEL's training dataset: report how far DATA's configurations lie from it "
+                   "in descriptor space and the rank correlation with the errors "
+                   "(docs/compare.md, 'Coverage').")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Worker processes for the descriptors of --coverage.")
 @user_errors
-def evaluate(model, data, as_json, plots):
+def evaluate(model, data, as_json, plots, train, workers):
     """Errors of MODEL (any --potential spec) on the labeled configurations of DATA:
     RMSE and MAE of energy per atom and forces, overall and per group, the
     per-configuration RSE (paper Fig. 4) and the model's NDoF (fitted parameters)."""
     import json
     from emtool.calculators import load_potential
     from emtool.evaluate import evaluate_images, plot_errors
-    from emtool.dataset import read_dataset
+    from emtool.dataset import DatasetError, read_dataset
+    if workers < 1:
+        raise CliError(f"--workers must be >= 1, got {workers}")
     potential = load_potential(model)
     images = read_dataset(data)
     result = dict(evaluate_images(potential, images), ndof=getattr(potential, "ndof", None))
     if plots:
         result["plot"] = str(plot_errors(potential, images, plots))
+    if train:
+        from emtool.compare import error_coverage
+        params = getattr(potential, "params", None) or SnapParams()
+        try:
+            result["coverage"] = error_coverage(train, data, result["rse"],
+                                                params.replace(quadraticflag=0), workers)
+        except DatasetError as err:
+            raise CliError(str(err)) from None
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return
@@ -478,6 +494,14 @@ def evaluate(model, data, as_json, plots):
     for name, m in result["groups"].items():
         click.echo(f"  {name:28s} {m['configs']:6d}  E {m['energy_rmse']:.4g}  F "
                    f"{m['force_rmse'] if m['force_rmse'] is not None else float('nan'):.4g}")
+    if train:
+        cov = result["coverage"]
+        within, beyond = (f"{x:.4g}" if x is not None else "-"
+                          for x in (cov["rse_median_within"], cov["rse_median_beyond"]))
+        click.echo(f"coverage by {train}: {100 * cov['fraction_beyond']:.1f}% of configurations "
+                   f"beyond its spacing threshold {cov['threshold']:.3g}; median RSE within "
+                   f"{within}, beyond {beyond} eV/atom; Spearman(coverage, RSE) "
+                   f"{cov['spearman']:.2f}")
 
 
 class _LazyProgress:

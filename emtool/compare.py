@@ -394,3 +394,41 @@ def compare_datasets(paths, params=None, components=(0, 1, 2), nn_environments=N
 def dataset_name(path):
     """Short display name of a dataset path (its file name)."""
     return Path(path).name
+
+
+def error_coverage(train_path, data_path, rse, params, workers=1,
+                   max_environments=NN_ENVIRONMENTS, seed=0):
+    """Does the coverage of ``data_path`` by ``train_path`` explain a model's errors there?
+
+    rse : the ``rse`` list of ``emtool.evaluate.evaluate_images`` (dicts with ``index`` and
+    ``rse``, eV/atom) of a model trained on ``train_path``, on ``data_path``; params : the
+    descriptor ``SnapParams``. TRAIN's environments (a random sample of at most
+    ``max_environments``) define the whitened frame, the leave-one-out spacing threshold
+    (``COVERAGE_QUANTILE``) and the covering set; a configuration's coverage score is the
+    largest distance of its atoms to that set (``coverage_by_configuration``). Returns a dict:
+    Spearman rank correlation of score and RSE, the threshold, the fraction of configurations
+    beyond it and the median RSE within / beyond, and per configuration (index, score, rse).
+    """
+    from scipy.stats import spearmanr
+    train = dataset_descriptors(train_path, params, workers)
+    data = dataset_descriptors(data_path, params, workers)
+    reference = train.descriptors[sample_rows(len(train.descriptors), max_environments, seed, 0)]
+    whitening = zca_whitening(reference)
+    z_ref = whitening.apply(reference)
+    threshold = float(np.quantile(nearest_distances(z_ref), COVERAGE_QUANTILE))
+    score = np.maximum.reduceat(nearest_distances(z_ref, whitening.apply(data.descriptors)),
+                                data.offsets[:-1])
+    position = {int(k): p for p, k in enumerate(read_arrays(data_path, ["index"])["index"])}
+    score = np.array([score[position[int(row["index"])]] for row in rse])
+    errors = np.array([row["rse"] for row in rse])
+    if len(errors) < 2:
+        raise ParameterError(f"{data_path}: coverage against errors needs at least 2 "
+                             f"labeled configurations")
+    beyond = score > threshold
+    return dict(train=str(train_path), reference_environments=len(reference),
+                spearman=float(spearmanr(score, errors).statistic), threshold=threshold,
+                threshold_quantile=COVERAGE_QUANTILE, fraction_beyond=float(beyond.mean()),
+                rse_median_within=float(np.median(errors[~beyond])) if (~beyond).any() else None,
+                rse_median_beyond=float(np.median(errors[beyond])) if beyond.any() else None,
+                configurations=[dict(index=int(r["index"]), coverage=float(c), rse=r["rse"])
+                                for r, c in zip(rse, score)])

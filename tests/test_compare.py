@@ -226,3 +226,42 @@ def test_singular_reference_dataset(tmp_path):
     with pytest.raises(DatasetError, match="empty"):
         write_dataset(tmp_path / "none.h5", [])
         compare_datasets([tmp_path / "boxes.h5", tmp_path / "none.h5"], PARAMS)
+
+
+def test_evaluate_with_coverage(datasets, tmp_path):
+    """emtool evaluate --coverage TRAIN: per-configuration coverage scores by the training
+    set (as coverage_by_configuration), the threshold, and their rank correlation with the
+    model's errors; random boxes lie beyond a displaced-crystal training set."""
+    from scipy.stats import spearmanr
+    from emtool.fit import fit_dataset
+    folder, _, em_like = datasets
+    fit_dataset(folder / "de.h5", tmp_path / "model.json", "linear", PARAMS)
+    near = [displaced_bcc(10 + k, amplitude=0.05) for k in range(3)]
+    write_dataset(tmp_path / "data.h5", _labeled(near + em_like[:3], -8.0))
+    result = CliRunner().invoke(main, ["evaluate", str(tmp_path / "model.json"),
+                                       str(tmp_path / "data.h5"), "--coverage",
+                                       str(folder / "de.h5"), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    cov = out["coverage"]
+    rows = cov["configurations"]
+    assert [r["index"] for r in rows] == list(range(6))
+    assert [r["rse"] for r in rows] == [r["rse"] for r in out["rse"]]
+    train = compare.dataset_descriptors(folder / "de.h5", PARAMS)
+    data = compare.dataset_descriptors(tmp_path / "data.h5", PARAMS)
+    expected = coverage_by_configuration(train.descriptors, data.descriptors, data.offsets)
+    assert np.allclose([r["coverage"] for r in rows], expected, rtol=1e-12)
+    threshold = np.quantile(nearest_distances(zca_whitening(train.descriptors).apply(
+        train.descriptors)), compare.COVERAGE_QUANTILE)
+    assert cov["threshold"] == pytest.approx(threshold, rel=1e-12)
+    assert all(r["coverage"] > threshold for r in rows[3:])
+    assert cov["fraction_beyond"] == np.mean(expected > threshold) >= 0.5
+    assert cov["spearman"] == pytest.approx(spearmanr(expected, [r["rse"] for r in rows])[0])
+    text = CliRunner().invoke(main, ["evaluate", str(tmp_path / "model.json"),
+                                     str(tmp_path / "data.h5"), "--coverage",
+                                     str(folder / "de.h5")])
+    assert text.exit_code == 0 and "Spearman(coverage, RSE)" in text.output
+    bad = CliRunner().invoke(main, ["evaluate", str(tmp_path / "model.json"),
+                                    str(tmp_path / "data.h5"), "--coverage",
+                                    str(tmp_path / "missing.h5")])
+    assert bad.exit_code == 2 and len(bad.output.strip().splitlines()) == 1

@@ -61,9 +61,16 @@ def labeled_set(name):
 
 def split_set(name):
     """(train+validation path, test path) of a set: 80/20 by configuration, seed 0."""
-    trainval, test = OUT / f"{name.lower()}_trainval.h5", OUT / f"{name.lower()}_test.h5"
+    return split_file(labeled_set(name), OUT / name.lower())
+
+
+def split_file(source, stem):
+    """(``stem``_trainval.h5, ``stem``_test.h5): dataset ``source`` split 80/20 by
+    configuration with seed 0 (made on first use)."""
+    trainval = Path(f"{stem}_trainval.h5")
+    test = Path(f"{stem}_test.h5")
     if not (trainval.exists() and test.exists()):
-        images = read_dataset(labeled_set(name))
+        images = read_dataset(source)
         order = np.random.default_rng(0).permutation(len(images))
         n_test = int(round(0.2 * len(images)))
         write_dataset(test, [images[k] for k in sorted(order[:n_test])])
