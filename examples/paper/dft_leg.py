@@ -114,7 +114,11 @@ def groupwise(de_raw):
 
 
 def gpaw_run(source, output, calc_args):
-    """``emtool label`` with the GPAW factory in GPAW's venv, one single-threaded process."""
+    """``emtool label`` with the GPAW factory in GPAW's venv, one single-threaded process
+    (skipped with a message when that venv is missing: docs/dft.md makes it)."""
+    if not (GPAW_VENV / "bin" / "emtool").exists():
+        log(f"no GPAW venv at {GPAW_VENV} (docs/dft.md): {output} not labeled")
+        return
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
     subprocess.run([str(GPAW_VENV / "bin" / "emtool"), "label", str(source), "-o", str(output),
                     "--potential", str(HERE.parents[0] / "gpaw_w.py") + ":calculator",

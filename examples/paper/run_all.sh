@@ -13,3 +13,4 @@ python fig4_transfer.py
 python fig3_ndof.py
 python fig5_nve.py
 python de_groupwise.py
+python dft_leg.py                  # real DFT: needs GPAW's venv (docs/dft.md) for its EM part
