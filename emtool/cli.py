@@ -239,8 +239,9 @@ def label(dataset, output, potential, calc_args, command, timeout, workers, sche
     """Compute reference energies, forces and stress for the configurations of DATASET.
 
     Takes the configurations without labels (and without a recorded failure). Interrupt any
-    time and rerun to resume. Failed calculations are stored with their error message and
-    retried with --retry-failed; the exit code is 1 when any failed.
+    time and rerun to resume: meanwhile finished configurations wait in OUTPUT.labeling.h5
+    and the journal folder beside it (emtool datasets). Failed calculations are stored with
+    their error message and retried with --retry-failed; the exit code is 1 when any failed.
     """
     from emtool.dataset import DatasetError
     from emtool.label import label_dataset, labeler_from_options

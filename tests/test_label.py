@@ -123,6 +123,30 @@ def test_kill_and_resume(unlabeled, tmp_path):
     np.testing.assert_array_equal(read_arrays(target)["forces"], read_arrays(reference)["forces"])
 
 
+def test_interrupted_labels_are_kept_in_the_work_file(unlabeled, tmp_path):
+    """Ctrl-C: what is finished waits in OUTPUT.labeling.h5 and its journal (as `emtool label
+    --help` says) and equals what an uninterrupted run gives."""
+    from emtool.dataset import journal_path
+    slow = f"sleep 0.3; {sys.executable} -c \"{SCRIPT}\" {{input}} {{output}}"
+    reference = tmp_path / "ref.h5"
+    label_dataset(unlabeled, LabelerSpec("command", slow), output=reference)
+    target = tmp_path / "stopped.h5"
+    child = subprocess.Popen([sys.executable, "-m", "emtool.cli", "label", str(unlabeled), "-o",
+                              str(target), "--command", slow],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(5.0)
+    child.send_signal(signal.SIGINT)
+    child.wait()
+    assert not target.exists()
+    work = tmp_path / "stopped.h5.labeling.h5"
+    partial = read_dataset(work) + [a for shard in sorted(journal_path(work).glob("*.h5"))
+                                    for a in read_dataset(shard)]
+    expected = {a.info["index"]: a.get_potential_energy() for a in read_dataset(reference)}
+    assert 0 < len(partial) < len(expected)
+    for atoms in partial:
+        assert atoms.get_potential_energy() == expected[atoms.info["index"]]
+
+
 def test_bad_labeler_options():
     from emtool import ParameterError
     with pytest.raises(ParameterError, match="not valid JSON"):

@@ -8,9 +8,9 @@ with FitSNAP) and EM configurations labeled with GPAW (PBE) on this machine.
 3. EM-GPAW: ``EMTOOL_DFT_N`` (60) random configurations of the EM test part labeled by
    ``emtool label`` with GPAW (``examples/gpaw_w.py``, 300 eV, Γ point: converged to
    ~0.03 eV/Å in the cutoff but not in k-points, rms force error ~0.9 eV/Å against 2x2x2,
-   docs/dft.md) in GPAW's venv (``EMTOOL_GPAW_VENV``, default /work/gpaw-venv); whatever
-   is labeled when the script runs is used, and the labeling resumes on the next run
-   (``EMTOOL_DFT_LABEL=0`` skips it). The DE-DFT models and the embedded reference
+   docs/dft.md) in GPAW's venv (``EMTOOL_GPAW_VENV``, default /work/gpaw-venv), ~2.5 min
+   per configuration on one core. Interrupt the labeling (Ctrl-C) to go on with what is
+   labeled; ``EMTOOL_DFT_LABEL=0`` skips labeling, and a run without it resumes. The DE-DFT models and the embedded reference
    potential are evaluated on them. VASP and GPAW energies differ by a constant per atom
    (PAW datasets, atomic reference): GPAW energies are shifted so that BCC W at the DE
    set's lowest-energy EOS cell (16 atoms, a = 3.184 Å) has its VASP energy (GPAW at
@@ -30,7 +30,7 @@ from scipy.stats import spearmanr
 
 from emtool.calculators import load_potential
 from emtool.compare import coverage_by_configuration
-from emtool.dataset import dataset_info, read_dataset, write_dataset
+from emtool.dataset import dataset_info, journal_path, read_dataset, write_dataset
 from emtool.evaluate import evaluate_images
 from emtool.fit import GroupWeights, UniformWeights, fit_dataset
 from emtool.nn_train import TrainingSettings, fit_network_dataset
@@ -148,9 +148,18 @@ def gpaw_em():
     if os.environ.get("EMTOOL_DFT_LABEL", "1") != "0":
         gpaw_run(bcc_raw, bcc_labeled, dict(GPAW_ARGS, kpts=BCC_KPTS))
         gpaw_run(raw, labeled, GPAW_ARGS)
-    if not (labeled.exists() and bcc_labeled.exists()):
+    # an interrupted emtool label keeps what it finished in OUTPUT.labeling.h5 and its journal
+    partial = labeled.with_name(labeled.name + ".labeling.h5")
+    if labeled.exists():
+        images = read_dataset(labeled)
+    elif partial.exists():
+        images = read_dataset(partial) + [a for shard in sorted(journal_path(partial).glob("*.h5"))
+                                          for a in read_dataset(shard)]
+    else:
         return None
-    images = [a for a in read_dataset(labeled) if a.calc is not None]
+    if not bcc_labeled.exists():
+        return None
+    images = [a for a in images if a.calc is not None]
     bcc = read_dataset(bcc_labeled)[0]
     shift = (lowest.get_potential_energy() - bcc.get_potential_energy()) / len(bcc)
     for atoms in images:
