@@ -15,6 +15,7 @@ The gradient is, with w_i = (D_i - D_n(i)) / (N delta_i^2),
 import numpy as np
 
 from emtool.kernels.jit import jit
+from emtool.kernels.nearest import sq_distance
 
 
 @jit
@@ -23,15 +24,12 @@ def nearest_neighbors(d):
 
     Ties go to the lowest index.
     """
-    n, m = d.shape
+    n = d.shape[0]
     nearest = np.zeros(n, np.int64)
     dist2 = np.full(n, np.inf)
     for i in range(n):
         for j in range(i + 1, n):
-            s = 0.0
-            for k in range(m):
-                diff = d[i, k] - d[j, k]
-                s += diff * diff
+            s = sq_distance(d, i, d, j)
             if s < dist2[i]:
                 dist2[i] = s
                 nearest[i] = j

@@ -12,6 +12,24 @@ from numba import prange
 from emtool.kernels.jit import jit
 
 
+@jit(inline=True)
+def sq_distance(x, i, y, j):
+    """|x[i] - y[j]|^2 of rows of two (., D) float64 arrays, summed directly."""
+    s = 0.0
+    for d in range(x.shape[1]):
+        diff = x[i, d] - y[j, d]
+        s += diff * diff
+    return s
+
+
+@jit(inline=True)
+def rounding_bound(q_norm, dist2, p_max, unit, shift, dim):
+    """Bound on |v - |q - p|^2| for the points p that can be nearer than sqrt(dist2) (see
+    ``refine``)."""
+    r = min(p_max, q_norm + np.sqrt(dist2))
+    return (dim + 8) * (2.0 * unit * (q_norm + r) ** 2 + 2.0 ** -50 * (q_norm + r + shift) ** 2)
+
+
 @jit(parallel=True)
 def merge_block(prod, q_norm2, p_norm2, q_start, p_start, skip, best_v, best_j):
     """Merge one block of screened squared distances into the queries' k best candidates.
@@ -64,23 +82,14 @@ def refine(points, queries, best_v, best_j, q_norm, p_max, unit, shift, dist2, d
     for i in prange(m):
         best = np.inf
         for c in range(k):
-            j = best_j[i, c]
-            if j < 0:
-                continue
-            s = 0.0
-            for d in range(dim):
-                diff = queries[i, d] - points[j, d]
-                s += diff * diff
-            if s < best:
-                best = s
+            if best_j[i, c] >= 0:
+                best = min(best, sq_distance(queries, i, points, best_j[i, c]))
         dist2[i] = best
         if best == 0.0 or best_j[i, k - 1] < 0:
             decided[i] = True
-            continue
-        r = min(p_max, q_norm[i] + np.sqrt(best))
-        tol = (dim + 8) * (2.0 * unit * (q_norm[i] + r) ** 2
-                           + 2.0 ** -50 * (q_norm[i] + r + shift) ** 2)
-        decided[i] = best_v[i, k - 1] - tol >= best
+        else:
+            tol = rounding_bound(q_norm[i], best, p_max, unit, shift, dim)
+            decided[i] = best_v[i, k - 1] - tol >= best
 
 
 @jit(parallel=True)
@@ -99,18 +108,9 @@ def merge_exact(prod, q_norm2, p_norm2, q_start, p_start, skip, points, queries,
     dim = points.shape[1]
     for a in prange(bq):
         i = q_start + a
-        r = min(p_max, q_norm[i] + np.sqrt(dist2[i]))
-        tol = (dim + 8) * (2.0 * unit * (q_norm[i] + r) ** 2
-                           + 2.0 ** -50 * (q_norm[i] + r + shift) ** 2)
+        tol = rounding_bound(q_norm[i], dist2[i], p_max, unit, shift, dim)
         for b in range(bp):
             v = q_norm2[a] + p_norm2[b] - 2.0 * prod[a, b]
-            if v <= dist2[i] + tol:
-                j = p_start + b
-                if j == skip[i]:
-                    continue
-                s = 0.0
-                for d in range(dim):
-                    diff = queries[i, d] - points[j, d]
-                    s += diff * diff
-                if s < dist2[i]:
-                    dist2[i] = s
+            j = p_start + b
+            if v <= dist2[i] + tol and j != skip[i]:
+                dist2[i] = min(dist2[i], sq_distance(queries, i, points, j))
