@@ -21,8 +21,8 @@ objects; cKDTree's C++ nodes are not traced, the process peak RSS is printed at 
 instead times the four searches of ``emtool compare`` (leave-one-out in A and in B, B in A,
 A in B) on ``--check`` random whitened rows of each, emtool against cKDTree, and stops.
 
-Threads: set OPENBLAS_NUM_THREADS and NUMBA_NUM_THREADS (emtool's products and merges) and
-``--workers`` (cKDTree) to the same count. JIT compilation is warmed up and not timed.
+Threads: NUMBA_NUM_THREADS sets emtool's threads (query blocks); keep OPENBLAS_NUM_THREADS=1
+(BLAS threads contend with them); ``--workers`` sets cKDTree's. JIT compilation is warmed up and not timed.
 """
 import argparse
 import resource

@@ -18,9 +18,14 @@ leave-one-out distances of the entropy estimator). Three exact methods, same res
 
 ``"auto"`` takes brute for fewer than ``BRUTE_MAX_ROWS`` rows searched against themselves,
 the KD-tree up to ``KDTREE_MAX_DIM`` dimensions and gemm above. Threads: the KD-tree uses
-``workers``; gemm runs its products on the BLAS library's threads (``OPENBLAS_NUM_THREADS``)
-and its merges on Numba's (``NUMBA_NUM_THREADS``).
+``workers``; gemm spreads its query blocks over ``numba.get_num_threads()`` Python threads
+(``NUMBA_NUM_THREADS``), each running a BLAS product and a GIL-free merge kernel. BLAS's own
+threads then contend with them: with ``OPENBLAS_NUM_THREADS=1`` two threads run 1.95x faster
+than one, with BLAS on 2 threads as well there is no gain (bench/RESULTS.md).
 """
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
 import numpy as np
 from scipy.spatial import cKDTree
 
@@ -88,18 +93,17 @@ def _screened(points, queries, leave_one_out):
     screen32 = _Screening(points, queries, every if leave_one_out else None, np.float32)
     best_v = np.full((len(queries), CANDIDATES), np.inf)
     best_j = np.full((len(queries), CANDIDATES), -1, dtype=np.int64)
-    for block, q0, p0, q_norm2, p_norm2, skip in screen32.blocks():
-        merge_block(block, q_norm2, p_norm2, q0, p0, skip, best_v, best_j)
+    screen32.blocks(lambda block, q0, p0, q_norm2, p_norm2, skip: merge_block(
+        block, q_norm2, p_norm2, q0, p0, skip, best_v, best_j))
     dist2, decided = np.empty(len(queries)), np.empty(len(queries), dtype=np.bool_)
     refine(points, queries, best_v, best_j, *screen32.bounds(), dist2, decided)
     todo = every[~decided]
     if len(todo):
         screen64 = _Screening(points, queries[todo], todo if leave_one_out else None,
                               np.float64)
-        rest, rest_queries = dist2[todo], queries[todo]
-        for block, q0, p0, q_norm2, p_norm2, skip in screen64.blocks():
-            merge_exact(block, q_norm2, p_norm2, q0, p0, skip, points, rest_queries,
-                        *screen64.bounds(), rest)
+        rest, rest_queries, bounds = dist2[todo], queries[todo], screen64.bounds()
+        screen64.blocks(lambda block, q0, p0, q_norm2, p_norm2, skip: merge_exact(
+            block, q_norm2, p_norm2, q0, p0, skip, points, rest_queries, *bounds, rest))
         dist2[todo] = rest
     return dist2
 
@@ -124,15 +128,20 @@ class _Screening:
         return (np.sqrt(self.q_norm2), float(np.sqrt(self.p_norm2.max())), self.unit,
                 float(np.linalg.norm(self.mean)))
 
-    def blocks(self):
-        """Yield (Q P^T block, first query, first point, query and point squared norms of the
-        block, skip) over all blocks, query blocks outermost; the block buffer is reused."""
-        prod = np.empty((QUERY_BLOCK, POINT_BLOCK), dtype=self.p.dtype)
+    def blocks(self, task):
+        """Run ``task(block, q0, p0, q_norm2, p_norm2, skip)`` on every block of Q P^T (query
+        blocks outermost), the query blocks spread over ``numba.get_num_threads()`` Python
+        threads (tasks of different query blocks write different rows)."""
         n_q, n_p = len(self.q), len(self.p)
-        for q0 in range(0, n_q, QUERY_BLOCK):
+
+        def query_block(q0):
             q1 = min(q0 + QUERY_BLOCK, n_q)
+            prod = np.empty((q1 - q0, POINT_BLOCK), dtype=self.p.dtype)
             for p0 in range(0, n_p, POINT_BLOCK):
                 p1 = min(p0 + POINT_BLOCK, n_p)
-                block = prod[:q1 - q0, :p1 - p0]
+                block = prod[:, :p1 - p0]
                 np.matmul(self.q[q0:q1], self.p[p0:p1].T, out=block)
-                yield block, q0, p0, self.q_norm2[q0:q1], self.p_norm2[p0:p1], self.skip
+                task(block, q0, p0, self.q_norm2[q0:q1], self.p_norm2[p0:p1], self.skip)
+
+        with ThreadPoolExecutor(numba.get_num_threads()) as pool:
+            list(pool.map(query_block, range(0, n_q, QUERY_BLOCK)))

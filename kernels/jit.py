@@ -10,8 +10,9 @@ their callers, which removes the call and the reference counting of every array 
 import numba
 
 
-def jit(func=None, *, parallel=False, inline=False):
-    """Compile ``func`` with the project's Numba options (``nopython``, ``cache=True``)."""
+def jit(func=None, *, parallel=False, inline=False, nogil=False):
+    """Compile ``func`` with the project's Numba options (``nopython``, ``cache=True``);
+    ``nogil``: release the GIL, for kernels that Python threads run side by side."""
     decorate = numba.njit(cache=True, parallel=parallel, error_model="numpy",
-                          inline="always" if inline else "never")
+                          inline="always" if inline else "never", nogil=nogil)
     return decorate if func is None else decorate(func)

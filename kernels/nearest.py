@@ -7,7 +7,6 @@ distances directly in float64 and decides, from a bound on the error of v, wheth
 smallest of them is the exact nearest distance.
 """
 import numpy as np
-from numba import prange
 
 from emtool.kernels.jit import jit
 
@@ -30,7 +29,7 @@ def rounding_bound(q_norm, dist2, p_max, unit, shift, dim):
     return (dim + 8) * (2.0 * unit * (q_norm + r) ** 2 + 2.0 ** -50 * (q_norm + r + shift) ** 2)
 
 
-@jit(parallel=True)
+@jit(nogil=True)
 def merge_block(prod, q_norm2, p_norm2, q_start, p_start, skip, best_v, best_j):
     """Merge one block of screened squared distances into the queries' k best candidates.
 
@@ -43,7 +42,7 @@ def merge_block(prod, q_norm2, p_norm2, q_start, p_start, skip, best_v, best_j):
     """
     bq, bp = prod.shape
     k = best_v.shape[1]
-    for a in prange(bq):
+    for a in range(bq):
         i = q_start + a
         worst = best_v[i, k - 1]
         for b in range(bp):
@@ -62,7 +61,7 @@ def merge_block(prod, q_norm2, p_norm2, q_start, p_start, skip, best_v, best_j):
                 worst = best_v[i, k - 1]
 
 
-@jit(parallel=True)
+@jit(nogil=True)
 def refine(points, queries, best_v, best_j, q_norm, p_max, unit, shift, dist2, decided):
     """Exact squared distances of the candidates; is their minimum the nearest distance?
 
@@ -79,7 +78,7 @@ def refine(points, queries, best_v, best_j, q_norm, p_max, unit, shift, dist2, d
     """
     m, k = best_j.shape
     dim = points.shape[1]
-    for i in prange(m):
+    for i in range(m):
         best = np.inf
         for c in range(k):
             if best_j[i, c] >= 0:
@@ -92,7 +91,7 @@ def refine(points, queries, best_v, best_j, q_norm, p_max, unit, shift, dist2, d
             decided[i] = best_v[i, k - 1] - tol >= best
 
 
-@jit(parallel=True)
+@jit(nogil=True)
 def merge_exact(prod, q_norm2, p_norm2, q_start, p_start, skip, points, queries, q_norm,
                 p_max, unit, shift, dist2):
     """Exact pass over one block: every point whose screened v could be within the bound
@@ -106,7 +105,7 @@ def merge_exact(prod, q_norm2, p_norm2, q_start, p_start, skip, points, queries,
     """
     bq, bp = prod.shape
     dim = points.shape[1]
-    for a in prange(bq):
+    for a in range(bq):
         i = q_start + a
         tol = rounding_bound(q_norm[i], dist2[i], p_max, unit, shift, dim)
         for b in range(bp):
