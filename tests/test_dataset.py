@@ -148,10 +148,10 @@ def assert_same_configs(images, reference):
 
 @pytest.fixture(scope="module")
 def reference_runs(tmp_path_factory):
-    """Uninterrupted in-process runs of ``run_job`` for n = 60 and 300."""
+    """Uninterrupted in-process runs of ``run_job`` for n = 60, 300 and 600."""
     folder = tmp_path_factory.mktemp("reference")
     paths = {}
-    for n in (60, 300):
+    for n in (60, 300, 600):
         paths[n] = folder / f"ref{n}.h5"
         run_job(paths[n], n)
     return paths
@@ -338,10 +338,10 @@ def check_interrupted_state(path, reference):
 
 
 def test_sigkill_at_random_moments(tmp_path, reference_runs):
-    n, path = 300, tmp_path / "job.h5"
+    n, path = 600, tmp_path / "job.h5"   # long enough that an idle machine is still busy
     rng = np.random.default_rng()
     killed, stored, progress = 0, set(), []
-    for delay in rng.uniform(0.0, 0.5, 5):
+    for delay in rng.uniform(0.0, 0.3, 5):
         proc = start_child(tmp_path, path, n)
         assert proc.stdout.readline() == "ready\n", (tmp_path / "child.log").read_text()
         time.sleep(delay)
