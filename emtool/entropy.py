@@ -11,17 +11,11 @@ from emtool.nearest import nearest_sq_distances
 from emtool.params import ParameterError
 
 
-def nearest_distances(d, method="auto", workers=1):
-    """Squared distance (N,) from each row of d (N, m), N >= 2, to its nearest other row;
-    ``method`` and ``workers`` as ``emtool.nearest.nearest_sq_distances``."""
-    return nearest_sq_distances(d, None, method, workers)
-
-
 def descriptor_entropy(d, floor=0.0, method="auto", workers=1):
     """S of the rows of d (N, m); floor >= 0 in the units of d (see the module docstring)."""
     if floor < 0:
         raise ParameterError(f"entropy floor must be >= 0, got {floor}")
-    dist2 = nearest_distances(d, method, workers)
+    dist2 = nearest_sq_distances(d, None, method, workers)
     if floor == 0 and dist2.min() == 0:
         raise ParameterError("identical descriptor rows: the entropy needs a floor > 0")
     return float(entropy_from_distances(dist2, floor))

@@ -14,7 +14,7 @@ from dataclasses import replace
 import numpy as np
 
 from emtool import SnapParams, bispectrum
-from emtool.entropy import nearest_distances
+from emtool.nearest import nearest_sq_distances
 from emtool.generate import GeneratorParams, generate_one
 from emtool.neighbors import neighbor_list_atoms
 
@@ -25,7 +25,7 @@ SETTINGS = [dict(K=k) for k in (1.0, 2.0, 5.0, 10.0, 20.0)] + \
 
 def repeated_fraction(atoms, params):
     b = bispectrum(atoms, SnapParams(twojmax=2, rcutfac=params.rcut, bzeroflag=0))
-    return float(np.mean(np.sqrt(nearest_distances(b / np.asarray(params.descriptor_scale))) < 0.05))
+    return float(np.mean(np.sqrt(nearest_sq_distances(b / np.asarray(params.descriptor_scale))) < 0.05))
 
 
 def study(params, n=24, seed=1):

@@ -8,10 +8,10 @@ with FitSNAP) and EM configurations labeled with GPAW (PBE) on this machine.
 3. EM-GPAW: ``EMTOOL_DFT_N`` (60) random configurations of the EM test part labeled by
    ``emtool label`` with GPAW (``examples/gpaw_w.py``, 300 eV, Γ point: converged to
    ~0.03 eV/Å in the cutoff but not in k-points, rms force error ~0.9 eV/Å against 2x2x2,
-   docs/dft.md) in GPAW's venv (``EMTOOL_GPAW_VENV``, default /work/gpaw-venv), ~2.5 min
-   per configuration on one core. Interrupt the labeling (Ctrl-C) to go on with what is
-   labeled; ``EMTOOL_DFT_LABEL=0`` skips labeling, and a run without it resumes. The DE-DFT models and the embedded reference
-   potential are evaluated on them. VASP and GPAW energies differ by a constant per atom
+   docs/dft.md) in GPAW's venv (``EMTOOL_GPAW_VENV``, default /work/gpaw-venv), ~2.2 min
+   per configuration on one core. Interrupt it (Ctrl-C) any time: rerun with
+   ``EMTOOL_DFT_LABEL=0`` to analyze what is labeled, or without it to resume labeling.
+   The DE-DFT models and the embedded reference potential are evaluated on them. VASP and GPAW energies differ by a constant per atom
    (PAW datasets, atomic reference): GPAW energies are shifted so that BCC W at the DE
    set's lowest-energy EOS cell (16 atoms, a = 3.184 Å) has its VASP energy (GPAW at
    6x6x6 k-points); RMSEs are also given with each model's mean energy error removed.
@@ -31,7 +31,7 @@ from scipy.stats import spearmanr
 from emtool.calculators import load_potential
 from emtool.compare import coverage_by_configuration
 from emtool.dataset import dataset_info, journal_path, read_dataset, write_dataset
-from emtool.evaluate import evaluate_images
+from emtool.evaluate import configuration_errors, evaluate_images
 from emtool.fit import GroupWeights, UniformWeights, fit_dataset
 from emtool.nn_train import TrainingSettings, fit_network_dataset
 from emtool.workflows import compute_descriptors
@@ -102,7 +102,7 @@ def groupwise(de_raw):
                         UniformWeights(SNAP_WEIGHTS), validation_groups=(group,),
                         workers=WORKERS)
         snap = json.loads(snap_path.read_text())["metadata"]["metrics"]
-        nn = json.loads(network(de_raw, FOLDER / f"groupwise_a1_without_{group}.json",
+        nn = json.loads(network(de_raw, FOLDER / f"groupwise_a1_without_{group}_e{EPOCHS}.json",
                                 (group,)).read_text())["metadata"]["metrics"]
         rows.append(dict(group=group, configs=snap["validation"]["configs"],
                          linear_train=snap["train"], linear_heldout=snap["validation"],
@@ -182,16 +182,17 @@ def em_transfer(models, em, trainval):
     rows = {}
     for name, path in [*models.items(), ("reference:W", None)]:
         potential = load_potential(str(path) if path else "reference:W")
-        result = evaluate_images(potential, images)
-        errors = np.array([r["rse"] for r in result["rse"]])
-        signed = np.array([configuration_energy_error(potential, a) for a in images])
-        rows[name] = dict(energy_rmse=result["energy_rmse"], force_rmse=result["force_rmse"],
+        errors = [configuration_errors(potential, a) for a in images]
+        signed = np.array([e[2] for e in errors])           # eV/atom, model - label
+        forces = np.concatenate([e[3] for e in errors])      # eV/Å
+        rows[name] = dict(energy_rmse=float(np.sqrt(np.mean(signed ** 2))),
+                          force_rmse=float(np.sqrt(np.mean(forces ** 2))),
                           energy_mean_error=float(signed.mean()),
                           energy_rmse_shift_removed=float(signed.std()),
-                          coverage_spearman=float(spearmanr(coverage, errors).statistic))
-        log(f"{name} on GPAW EM: energy RMSE {1000 * result['energy_rmse']:.0f} meV/atom "
+                          coverage_spearman=float(spearmanr(coverage, np.abs(signed)).statistic))
+        log(f"{name} on GPAW EM: energy RMSE {1000 * rows[name]['energy_rmse']:.0f} meV/atom "
             f"(mean error removed {1000 * signed.std():.0f}), force RMSE "
-            f"{result['force_rmse']:.2f} eV/Å")
+            f"{rows[name]['force_rmse']:.2f} eV/Å")
     labels = np.array([a.get_potential_energy() / len(a) for a in images])
     return dict(configs=len(images), atoms=int(sum(len(a) for a in images)),
                 shift=em["shift"], bcc_vasp=em["bcc_vasp"], bcc_gpaw=em["bcc_gpaw"],
@@ -205,11 +206,6 @@ def compute_descriptors_cached(dataset):
     if not path.exists():
         compute_descriptors(read_dataset(dataset), snap_params(TWOJMAX), path)
     return path
-
-
-def configuration_energy_error(potential, atoms):
-    """Signed energy error per atom (model - label), eV/atom."""
-    return (potential.evaluate(atoms)["energy"] - atoms.get_potential_energy()) / len(atoms)
 
 
 def markdown(report):
