@@ -14,7 +14,8 @@ with FitSNAP) and EM configurations labeled with GPAW (PBE) on this machine.
    The DE-DFT models and the embedded reference potential are evaluated on them. VASP and
    GPAW energies differ by a constant per atom (PAW datasets, atomic reference): GPAW
    energies are shifted so that BCC W at the DE set's lowest-energy EOS cell (16 atoms,
-   a = 3.184 Å) has its VASP energy (GPAW at 6x6x6 k-points); RMSEs are also given with each model's mean energy error removed.
+   a = 3.184 Å) has its VASP energy (GPAW at 6x6x6 k-points); RMSEs are also given with
+   each model's mean energy error removed.
    The coverage score of each EM configuration by the DE training set is set beside the
    errors (Spearman).
 
