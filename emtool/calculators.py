@@ -5,7 +5,9 @@ A potential spec is used the same way everywhere (``--potential SPEC`` on the co
 - ``path/to/model.snapparam``: a LAMMPS SNAP model, its ``.snapcoeff`` beside it;
 - ``path/to/model.snap``: a LAMMPS include file (SNAP, or SNAP + ZBL as the file says);
 - ``reference:W``: the embedded Ackland–Thetford Finnis–Sinclair tungsten reference;
-- ``path/to/model.json``: a potential fitted by ``emtool fit`` (emtool model file).
+- ``path/to/model.json``: a potential fitted by ``emtool fit`` (emtool model file);
+- ``chgnet[:MODEL]``, ``sevenn[:MODEL]``: a universal machine-learned potential shipped with
+  its package (``pip install 'emtool[umlip]'``, ``emtool.universal``).
 """
 from pathlib import Path
 
@@ -20,6 +22,9 @@ def load_potential(spec):
     if spec.startswith("reference:"):
         from emtool.reference import reference_potential
         return reference_potential(spec)
+    from emtool.universal import is_universal, load_universal
+    if is_universal(spec):
+        return load_universal(spec)
     path = Path(spec)
     if path.suffix == ".json":
         if not path.is_file():
@@ -31,8 +36,8 @@ def load_potential(spec):
             raise ParameterError(f"potential file not found: {spec}")
         from emtool.snap_model import SnapPotential
         return SnapPotential.read(path)
-    raise ParameterError(f"unknown potential spec {spec!r}: expected reference:W, an emtool "
-                         f"model .json, a .snapparam or a .snap file")
+    raise ParameterError(f"unknown potential spec {spec!r}: expected reference:W, chgnet, "
+                         f"sevenn, an emtool model .json, a .snapparam or a .snap file")
 
 
 class EmtoolCalculator(Calculator):

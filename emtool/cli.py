@@ -219,8 +219,10 @@ def info(path, as_json):
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Write the labeled dataset here instead of updating DATASET in place.")
 @click.option("--potential", default="reference:W", show_default=True, metavar="SPEC",
-              help="reference:W, a .snapparam/.snap potential, or an ASE calculator factory "
-                   "'module:factory' or 'path/to/file.py:factory' (e.g. GPAW, docs/dft.md).")
+              help="reference:W, chgnet[:MODEL], sevenn[:MODEL] (universal potentials, "
+                   "docs/labels.md), a .snapparam/.snap potential, an emtool model .json, or an "
+                   "ASE calculator factory 'module:factory' or 'path/to/file.py:factory' (e.g. "
+                   "GPAW, docs/dft.md).")
 @click.option("--calc-args", metavar="JSON",
               help="Keyword arguments of the ASE calculator factory, as a JSON object.")
 @click.option("--command", metavar="TEMPLATE",
@@ -538,7 +540,8 @@ def _read_structure(path):
 #: Options shared by the MD commands.
 potential_option = click.option(
     "--potential", default="reference:W", show_default=True, metavar="SPEC",
-    help="reference:W, a .snapparam/.snap SNAP potential or an emtool model .json.")
+    help="reference:W, chgnet[:MODEL], sevenn[:MODEL], a .snapparam/.snap SNAP potential or an "
+         "emtool model .json.")
 md_seed_option = click.option("--seed", type=int, default=0, show_default=True,
                               help="Seed of the velocities and the thermostat.")
 

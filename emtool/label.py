@@ -35,6 +35,9 @@ from emtool.params import ParameterError
 
 _BUILT = {}
 
+#: Configurations per batch for potentials that evaluate lists (``evaluate_many``).
+BATCH = 16
+
 #: Calculator packages whose versions go into the provenance when they are loaded.
 CALCULATOR_PACKAGES = ("gpaw", "pyscf", "torch", "mace", "chgnet", "sevenn", "nequip", "xtb")
 
@@ -73,7 +76,12 @@ class LabelerSpec:
                 module = sys.modules.get(root)
                 if module is not None and hasattr(module, "__version__"):
                     versions[root] = str(module.__version__)
-        return dict(asdict(self), versions=versions)
+        settings = dict(asdict(self), versions=versions)
+        from emtool.universal import is_universal, load_universal
+        if self.kind == "potential" and is_universal(self.target):
+            settings["model"] = load_universal(self.target).provenance()
+            versions[settings["model"]["package"]] = settings["model"]["version"]
+        return settings
 
 
 def labeler_from_options(potential="reference:W", calc_args=None, command=None, timeout=None):
@@ -99,7 +107,8 @@ def labeler_from_options(potential="reference:W", calc_args=None, command=None, 
 
 
 def _is_factory(spec):
-    if spec.startswith("reference:") or ":" not in spec:
+    from emtool.universal import is_universal
+    if spec.startswith("reference:") or ":" not in spec or is_universal(spec):
         return False
     module, name = spec.rsplit(":", 1)
     return name.isidentifier() and (module.endswith(".py") or
@@ -192,11 +201,29 @@ def _run_command(spec, atoms):
 def label_one(spec, atoms):
     """A copy of ``atoms`` with its labels on a SinglePointCalculator, or with
     ``info["label_error"]`` (and no labels) when the calculation failed."""
+    return _labeled(atoms, lambda: _evaluate(spec, atoms))
+
+
+def label_batch(spec, images):
+    """``label_one`` of each configuration of ``images``, evaluated together by a potential
+    that offers ``evaluate_many`` (the universal potentials: one graph batch); if the batch
+    fails, each configuration is labeled alone so that a failure is recorded per
+    configuration."""
+    try:
+        results = _build(spec).evaluate_many(images)
+    except (ParameterError, KeyboardInterrupt):
+        raise
+    except Exception:
+        return [label_one(spec, atoms) for atoms in images]
+    return [_labeled(atoms, lambda result=result: result) for atoms, result in zip(images, results)]
+
+
+def _labeled(atoms, compute):
     out = atoms.copy()
     out.calc = None
     out.info.pop("label_error", None)
     try:
-        result = _evaluate(spec, atoms)
+        result = compute()
         energy = float(result["energy"])
         forces = np.asarray(result["forces"], dtype=float)
         stress = result["stress"]
@@ -244,7 +271,7 @@ def label_dataset(source, spec=None, output=None, workers=1, scheduler=None, rel
     """
     from emtool.dataset import DatasetWriter, dataset_info, provenance_record, read_dataset
     from emtool.dataset import write_dataset
-    from emtool.parallel import run_indexed
+    from emtool.parallel import chunks, run_indexed
     spec = spec or LabelerSpec()
     source = Path(source)
     output = Path(output) if output else source
@@ -269,7 +296,11 @@ def label_dataset(source, spec=None, output=None, workers=1, scheduler=None, rel
                 progress(len(todo) - len(pending) + len(results) + 1, len(todo))
             results[atoms.info["index"]] = True
 
-        if workers <= 1 and not scheduler:
+        if workers <= 1 and not scheduler and hasattr(_build(spec), "evaluate_many"):
+            for part in chunks(pending, BATCH):
+                for atoms in label_batch(spec, [images[k] for k in part]):
+                    take(atoms)
+        elif workers <= 1 and not scheduler:
             run_indexed(_label_from_memory, (spec, images), pending, take)
         else:
             run_indexed(_label_from_file, (spec, str(source)), pending, take, workers, scheduler)
