@@ -501,9 +501,11 @@ def evaluate(model, data, as_json, plots, train, workers):
         cov = result["coverage"]
         within, beyond = (f"{x:.4g}" if x is not None else "-"
                           for x in (cov["rse_median_within"], cov["rse_median_beyond"]))
-        click.echo(f"coverage by {train}: {100 * cov['fraction_beyond']:.1f}% of configurations "
-                   f"beyond its spacing threshold {cov['threshold']:.3g}; median RSE within "
-                   f"{within}, beyond {beyond} eV/atom; Spearman(coverage, RSE) "
+        click.echo(f"coverage by {train}: {100 * cov['fraction_beyond_covering']:.1f}% of "
+                   f"configurations beyond its spacing threshold {cov['threshold_covering']:.3g}"
+                   f" (median RSE within {within}, beyond {beyond} eV/atom), "
+                   f"{100 * cov['fraction_beyond_own']:.1f}% beyond {data}'s own spacing "
+                   f"threshold {cov['threshold_own']:.3g}; Spearman(coverage, RSE) "
                    f"{cov['spearman']:.2f}")
 
 

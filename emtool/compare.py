@@ -187,20 +187,32 @@ def nearest_distances(points, queries=None, workers=1):
     return np.sqrt(nearest_sq_distances(points, queries, workers=workers))
 
 
-def coverage_summary(distances, covering_loo, quantile=COVERAGE_QUANTILE):
-    """Summary of query-to-set distances against the covering set's own spacing.
+def coverage_summary(distances, covering_loo, own_loo, quantile=COVERAGE_QUANTILE):
+    """Summary of query-to-set distances, judged on two scales.
 
-    distances : (M,) nearest distances of query environments to the covering set;
-    covering_loo : (N,) leave-one-out nearest distances within the covering set.
-    threshold = ``quantile`` of covering_loo; fraction_beyond = fraction of distances above it
-    (environments where a model trained on the covering set extrapolates).
+    distances : (M,) nearest distances of the query environments to the covering set;
+    covering_loo : (N,) leave-one-out nearest distances within the covering set;
+    own_loo : (M',) leave-one-out nearest distances within the query set (any sample of it).
+
+    - covering scale: ``threshold_covering`` = ``quantile`` of covering_loo,
+      ``fraction_beyond_covering`` = share of distances above it: where a model trained on the
+      covering set is farther from its data than its own data points are from each other
+      (it extrapolates). A sparse covering set has a large threshold, so this says little
+      about whether it contains the query set;
+    - own scale: ``threshold_own`` = ``quantile`` of own_loo, ``fraction_beyond_own`` = share
+      of distances above it: query environments with no covering environment as close as the
+      query set's own spacing. This cannot be fooled by a sparse covering set; ``covered`` =
+      1 - fraction_beyond_own.
     """
     distances = np.asarray(distances, dtype=np.float64)
-    threshold = float(np.quantile(covering_loo, quantile))
+    covering = float(np.quantile(covering_loo, quantile))
+    own = float(np.quantile(own_loo, quantile))
+    beyond_own = float(np.mean(distances > own))
     return dict(queries=int(distances.size),
                 quantiles={f"{q:g}": float(np.quantile(distances, q)) for q in SUMMARY_QUANTILES},
-                threshold=threshold, threshold_quantile=quantile,
-                fraction_beyond=float(np.mean(distances > threshold)))
+                threshold_quantile=quantile, threshold_covering=covering,
+                fraction_beyond_covering=float(np.mean(distances > covering)),
+                threshold_own=own, fraction_beyond_own=beyond_own, covered=1.0 - beyond_own)
 
 
 def coverage_by_configuration(ref_desc, other_desc, other_offsets, reduce="max", workers=1):
@@ -371,8 +383,9 @@ def compare_datasets(paths, params=None, components=(0, 1, 2), nn_environments=N
         distances["reference_by_other"].append(of_ref)
         others.append(dict(path=s.path, **broadening(ratios[-1]),
                            std_ratio=[float(r) for r in ratios[-1]],
-                           coverage=dict(other_by_reference=coverage_summary(by_ref, loo[0]),
-                                         reference_by_other=coverage_summary(of_ref, loo[k]))))
+                           coverage=dict(
+                               other_by_reference=coverage_summary(by_ref, loo[0], loo[k]),
+                               reference_by_other=coverage_summary(of_ref, loo[k], loo[0]))))
     LOG.info("nearest-neighbor analyses on %d environments per set in %.1f s", n_nn,
              time.perf_counter() - start)
     summary = dict(
@@ -406,8 +419,11 @@ def error_coverage(train_path, data_path, rse, params, workers=1,
     ``max_environments``) define the whitened frame, the leave-one-out spacing threshold
     (``COVERAGE_QUANTILE``) and the covering set; a configuration's coverage score is the
     largest distance of its atoms to that set (``coverage_by_configuration``). Returns a dict:
-    Spearman rank correlation of score and RSE, the threshold, the fraction of configurations
-    beyond it and the median RSE within / beyond, and per configuration (index, score, rse).
+    Spearman rank correlation of score and RSE, TRAIN's threshold (``threshold_covering``),
+    the fraction of configurations beyond it and the median RSE within / beyond; DATA's own
+    spacing threshold (``threshold_own``, from a sample of its environments) and the fraction
+    of configurations beyond that (``coverage_summary`` explains both scales); and per
+    configuration (index, score, rse).
     """
     from scipy.stats import spearmanr
     train = dataset_descriptors(train_path, params, workers)
@@ -416,8 +432,10 @@ def error_coverage(train_path, data_path, rse, params, workers=1,
     whitening = zca_whitening(reference)
     z_ref = whitening.apply(reference)
     threshold = float(np.quantile(nearest_distances(z_ref), COVERAGE_QUANTILE))
-    score = np.maximum.reduceat(nearest_distances(z_ref, whitening.apply(data.descriptors)),
-                                data.offsets[:-1])
+    z_data = whitening.apply(data.descriptors)
+    own = z_data[sample_rows(len(z_data), max_environments, seed, 1)]
+    threshold_own = float(np.quantile(nearest_distances(own), COVERAGE_QUANTILE))
+    score = np.maximum.reduceat(nearest_distances(z_ref, z_data), data.offsets[:-1])
     position = {int(k): p for p, k in enumerate(read_arrays(data_path, ["index"])["index"])}
     score = np.array([score[position[int(row["index"])]] for row in rse])
     errors = np.array([row["rse"] for row in rse])
@@ -426,8 +444,11 @@ def error_coverage(train_path, data_path, rse, params, workers=1,
                              f"labeled configurations")
     beyond = score > threshold
     return dict(train=str(train_path), reference_environments=len(reference),
-                spearman=float(spearmanr(score, errors).statistic), threshold=threshold,
-                threshold_quantile=COVERAGE_QUANTILE, fraction_beyond=float(beyond.mean()),
+                spearman=float(spearmanr(score, errors).statistic),
+                threshold_quantile=COVERAGE_QUANTILE, threshold_covering=threshold,
+                fraction_beyond_covering=float(beyond.mean()),
+                threshold_own=threshold_own,
+                fraction_beyond_own=float(np.mean(score > threshold_own)),
                 rse_median_within=float(np.median(errors[~beyond])) if (~beyond).any() else None,
                 rse_median_beyond=float(np.median(errors[beyond])) if beyond.any() else None,
                 configurations=[dict(index=int(r["index"]), coverage=float(c), rse=r["rse"])

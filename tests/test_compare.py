@@ -150,7 +150,7 @@ def test_compare_datasets(datasets):
     assert em["entropy"] > de["entropy"]
     # the random boxes are not covered by the crystal set, and cover it poorly too
     cov = other["coverage"]
-    assert cov["other_by_reference"]["fraction_beyond"] > 0.9
+    assert cov["other_by_reference"]["fraction_beyond_covering"] > 0.9
     assert cov["other_by_reference"]["queries"] == 50
     # structure types: computed per atom, all of the crystal set is bcc
     assert de["structure_types"]["bcc"] == 1.0
@@ -165,7 +165,8 @@ def test_reference_against_itself(datasets):
     assert np.allclose(other["std_ratio"], 1.0, atol=1e-12)
     for direction in ("other_by_reference", "reference_by_other"):
         assert all(v == 0 for v in other["coverage"][direction]["quantiles"].values())
-        assert other["coverage"][direction]["fraction_beyond"] == 0
+        assert other["coverage"][direction]["fraction_beyond_covering"] == 0
+        assert other["coverage"][direction]["covered"] == 1
 
 
 def test_workers_give_the_same_result(datasets, monkeypatch):
@@ -253,9 +254,13 @@ def test_evaluate_with_coverage(datasets, tmp_path):
     assert np.allclose([r["coverage"] for r in rows], expected, rtol=1e-12)
     threshold = np.quantile(nearest_distances(zca_whitening(train.descriptors).apply(
         train.descriptors)), compare.COVERAGE_QUANTILE)
-    assert cov["threshold"] == pytest.approx(threshold, rel=1e-12)
+    assert cov["threshold_covering"] == pytest.approx(threshold, rel=1e-12)
     assert all(r["coverage"] > threshold for r in rows[3:])
-    assert cov["fraction_beyond"] == np.mean(expected > threshold) >= 0.5
+    assert cov["fraction_beyond_covering"] == np.mean(expected > threshold) >= 0.5
+    own = np.quantile(nearest_distances(zca_whitening(train.descriptors).apply(
+        data.descriptors)), compare.COVERAGE_QUANTILE)
+    assert cov["threshold_own"] == pytest.approx(own, rel=1e-12)
+    assert cov["fraction_beyond_own"] == np.mean(expected > own)
     assert cov["spearman"] == pytest.approx(spearmanr(expected, [r["rse"] for r in rows])[0])
     text = CliRunner().invoke(main, ["evaluate", str(tmp_path / "model.json"),
                                      str(tmp_path / "data.h5"), "--coverage",
@@ -265,3 +270,22 @@ def test_evaluate_with_coverage(datasets, tmp_path):
                                     str(tmp_path / "data.h5"), "--coverage",
                                     str(tmp_path / "missing.h5")])
     assert bad.exit_code == 2 and len(bad.output.strip().splitlines()) == 1
+
+
+def test_coverage_cannot_be_fooled_by_a_sparse_set():
+    """A sparse set spread over a wide region "covers" a dense cluster inside it on its own
+    (large) spacing scale, but not on the cluster's scale; a dense set around the cluster
+    covers it on both."""
+    rng = np.random.default_rng(7)
+    cluster = rng.normal(0.0, 0.05, (400, 3))
+    sparse = rng.uniform(-3.0, 3.0, (60, 3))
+    dense = rng.normal(0.0, 0.05, (4000, 3))
+    own = nearest_distances(cluster)
+    by_sparse = compare.coverage_summary(nearest_distances(sparse, cluster),
+                                         nearest_distances(sparse), own)
+    assert by_sparse["fraction_beyond_covering"] < 0.05      # the old scale: "covered"
+    assert by_sparse["covered"] < 0.1                        # its own scale: not covered
+    assert by_sparse["covered"] == 1 - by_sparse["fraction_beyond_own"]
+    by_dense = compare.coverage_summary(nearest_distances(dense, cluster),
+                                        nearest_distances(dense), own)
+    assert by_dense["covered"] > 0.95

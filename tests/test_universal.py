@@ -16,7 +16,7 @@ import emtool
 from emtool.dataset import dataset_info, read_dataset, write_dataset
 from emtool.params import ParameterError
 from emtool.universal import is_universal, load_universal, parse_spec
-from tests.conftest import random_box
+from conftest import random_box
 
 SPECS = ["chgnet", "sevenn"]
 

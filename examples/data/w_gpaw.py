@@ -197,7 +197,7 @@ def status():
             info = dataset_info(path)
             print(path.name, info["configurations"], info.get("groups"))
     for source in sorted(WORK.glob("*.h5")):
-        if not source.name.endswith("_gpaw.h5"):
+        if not source.name.endswith(("_gpaw.h5", ".labeling.h5")):
             print(source.name, len(finished(source)), "of", len(read_dataset(source)), "labeled")
 
 

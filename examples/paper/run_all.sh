@@ -3,7 +3,7 @@
 # numbers of the run recorded there). Scale knobs: see study.py; results in $EMTOOL_PAPER_OUT.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-EMTOOL_EXTRAS="nn" source "$here/../venv.sh"
+EMTOOL_EXTRAS="nn,umlip" source "$here/../venv.sh"
 cd "$here"
 export NUMBA_NUM_THREADS=1          # parallelism is over worker processes
 export EMTOOL_PAPER_MODELS="${EMTOOL_PAPER_MODELS:-linear,quadratic,nn:A1,nn:A3,nn:A5,nn:B1,nn:B2}"

@@ -4,13 +4,17 @@ truth, their train+validation / test split, descriptor caches, fits and evaluati
 Everything lands in ``$EMTOOL_PAPER_OUT`` (default ``examples/paper/out``) and is reused
 when present, so the scripts can be rerun, interrupted and resumed. Scale knobs (environment):
 
+- ``EMTOOL_PAPER_LABELER`` (``chgnet``): the ground truth of both sets, any potential spec.
+  The default is the universal potential closest to GPAW on the reference set
+  (docs/labels.md); ``reference:W`` (the embedded reference) is the cheap alternative.
+  Results go to ``examples/paper/out/<labeler>`` unless ``EMTOOL_PAPER_OUT`` says otherwise;
 - ``EMTOOL_PAPER_N_EM`` (10000): entropy-optimized configurations generated (seed 2026,
-  half K > 0, half K < 0), labeled with the embedded reference ``reference:W``;
+  half K > 0, half K < 0);
 - ``EMTOOL_PAPER_EPOCHS`` (100): network training epochs (the paper: 800);
 - ``EMTOOL_PAPER_WORKERS`` (2): worker processes for generation, labels and descriptors.
 
 The DE set is the real expert-curated W set (``../shared/data/fitsnap_W_PRB2019``, 9,897
-configurations) relabeled with the same reference potential, so that EM and DE differ only in
+configurations) relabeled with the same labeler, so that EM and DE differ only in
 their configurations. Each set is split once (seed 0) into 80 % train+validation and 20 % test;
 every model of the study trains on the first part with a 7:1 train/validation split and is
 scored on the test part of each set.
@@ -26,7 +30,8 @@ import emtool
 from emtool.dataset import read_dataset, write_dataset
 
 HERE = Path(__file__).resolve().parent
-OUT = Path(os.environ.get("EMTOOL_PAPER_OUT", HERE / "out"))
+LABELER = os.environ.get("EMTOOL_PAPER_LABELER", "chgnet")
+OUT = Path(os.environ.get("EMTOOL_PAPER_OUT", HERE / "out" / LABELER.replace(":", "_")))
 N_EM = int(os.environ.get("EMTOOL_PAPER_N_EM", 10000))
 EPOCHS = int(os.environ.get("EMTOOL_PAPER_EPOCHS", 100))
 WORKERS = int(os.environ.get("EMTOOL_PAPER_WORKERS", 2))
@@ -43,7 +48,7 @@ def labeled_set(name):
     """Path of the labeled EM or DE dataset (made on first use)."""
     from emtool.exchange import import_to_dataset
     from emtool.generate import generate_dataset
-    from emtool.label import label_dataset
+    from emtool.label import LabelerSpec, label_dataset
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"{name.lower()}.h5"
     if path.exists():
@@ -54,8 +59,9 @@ def labeled_set(name):
         generate_dataset(raw, N_EM, seed=2026, workers=WORKERS)
     elif not raw.exists():
         import_to_dataset(DE_SOURCE, raw, element="W")
-    log(f"labeling {name} with reference:W")
-    label_dataset(raw, output=path, workers=WORKERS, relabel=True)
+    log(f"labeling {name} with {LABELER}")
+    label_dataset(raw, LabelerSpec("potential", LABELER), output=path, workers=WORKERS,
+                  relabel=True)
     return path
 
 
