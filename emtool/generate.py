@@ -32,8 +32,9 @@ W_BOX_VOLUMES = (470.0, 990.0)
 #: the scale is a property of the method, identical for every job).
 SCALE_SEED = 20211
 
-#: Largest hard-sphere packing fraction (spheres of diameter r_ex) a box may need: random
-#: close packing; beyond it a random start cannot be relaxed to respect r_ex.
+#: Largest hard-sphere packing fraction a box may need for spheres whose diameter is the
+#: documented pair-distance bound (``exclusion_bound`` = 0.85 r_ex): random close packing;
+#: beyond it a random start cannot be relaxed to respect the bound.
 RANDOM_CLOSE_PACKING = 0.64
 
 
@@ -127,12 +128,13 @@ class GeneratorParams:
         if self.exclusion_radius >= self.rcut:
             raise ParameterError("exclusion_radius must be smaller than the descriptor cutoff rcut")
         densest = nhi / (lo * self.atomic_volume)
-        packing = densest * np.pi / 6 * self.exclusion_radius ** 3
+        packing = densest * np.pi / 6 * self.exclusion_bound ** 3
         if packing > RANDOM_CLOSE_PACKING:
             raise ParameterError(
                 f"exclusion radius {self.exclusion_radius} Å is too large for the densest box "
-                f"({nhi} atoms in {lo * self.atomic_volume:.0f} Å^3): hard-sphere packing "
-                f"fraction {packing:.2f} > {RANDOM_CLOSE_PACKING} (random close packing)")
+                f"({nhi} atoms in {lo * self.atomic_volume:.0f} Å^3): spheres of the pair-"
+                f"distance bound {self.exclusion_bound:.2f} Å would fill {packing:.2f} of it, "
+                f"more than random close packing ({RANDOM_CLOSE_PACKING})")
         if self.descriptor_scale is not None:
             scale = tuple(float(s) for s in self.descriptor_scale)
             if len(scale) != snap_basis(self.twojmax).idxb.shape[0] or min(scale) <= 0:

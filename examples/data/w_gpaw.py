@@ -174,7 +174,8 @@ def assemble():
             atoms.info.pop("index")
     provenance = {"emtool": emtool.__version__, "calculator": FACTORY, "xc": "PBE",
                   "setup": "W.PBE (14 valence electrons, gpaw-data 0.9.20000)", "mode": "PW",
-                  "smearing": "marzari-vanderbilt", "convergence": _convergence()}
+                  "occupations": "marzari-vanderbilt (cold smearing, width = smearing eV)",
+                  "convergence": _convergence()}
     for path, images, settings in ((OUTPUT, main, SETTINGS), (OUTPUT_K222, k222, SETTINGS_K222)):
         if not images:
             continue
@@ -195,7 +196,7 @@ def status():
     for path in (OUTPUT, OUTPUT_K222):
         if path.exists():
             info = dataset_info(path)
-            print(path.name, info["configurations"], info.get("groups"))
+            print(path.name, info["configs"], info["groups"])
     for source in sorted(WORK.glob("*.h5")):
         if not source.name.endswith(("_gpaw.h5", ".labeling.h5")):
             print(source.name, len(finished(source)), "of", len(read_dataset(source)), "labeled")
