@@ -10,8 +10,11 @@ Wood et al. 2019, CHGNet, SevenNet) and each part of the set (entropy-optimized:
 - forces: RMSE over all components (eV/Å);
 - seconds per configuration on one core (single thread), after a warm-up evaluation.
 
-The last table compares GPAW's cheap settings (the main set) with GPAW at 2x2x2 k-points and
-500 eV (``w_gpaw_k222.h5``) on the configurations both hold: what the cheap labels cost.
+Two checks of the reference set itself follow: its GPAW labels of the DE configurations
+against the DE set's own VASP labels (energy above BCC, VASP's BCC at the DE set's lowest EOS
+cell: -8.909125 eV/atom), and GPAW's cheap settings (the main set) against GPAW at 2x2x2
+k-points and 500 eV (``w_gpaw_k222.h5``) on the configurations both hold: what the cheap
+labels cost.
 
 Run: python bench/bench_labelers.py [--json] [--labelers reference:W,chgnet,...]
 (single-threaded: it sets OMP/OpenBLAS/torch threads to 1).
@@ -35,6 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_SET = ROOT / "examples" / "data" / "w_gpaw.h5"
 REFERENCE_K222 = ROOT / "examples" / "data" / "w_gpaw_k222.h5"
 W_SNAP = ROOT.parent / "shared" / "data" / "lammps_W_SNAP" / "W_2940_2017_2.snap"
+#: VASP energy per atom of BCC W in the DE set (its lowest-energy EOS cell, a = 3.18403 Å).
+DE_VASP_BCC = -8.909125
 LABELERS = ("reference:W", str(W_SNAP), "chgnet", "sevenn")
 PARTS = {"entropy-optimized": ("entropy_max", "entropy_min")}
 
@@ -65,7 +70,8 @@ def compare(labeler_energies, labeler_forces, images, bcc_labeler, bcc_truth):
 
 
 def bench_labeler(spec, images):
-    """(energies, forces, seconds per configuration) of one labeler on ``images``."""
+    """(energies, forces, seconds per configuration one by one, seconds per configuration
+    in batches or None) of one labeler on ``images``."""
     potential = load_potential(spec)
     try:
         import torch
@@ -76,7 +82,24 @@ def bench_labeler(spec, images):
     start = time.perf_counter()
     results = [potential.evaluate(atoms) for atoms in images]
     seconds = (time.perf_counter() - start) / len(images)
-    return [r["energy"] for r in results], [np.asarray(r["forces"]) for r in results], seconds
+    batched = None
+    if hasattr(potential, "evaluate_many"):
+        start = time.perf_counter()
+        potential.evaluate_many(images)
+        batched = (time.perf_counter() - start) / len(images)
+    return ([r["energy"] for r in results], [np.asarray(r["forces"]) for r in results], seconds,
+            batched)
+
+
+def gpaw_against_vasp(images, bcc_truth):
+    """GPAW's energy above BCC of the DE configurations against their VASP labels."""
+    de = [a for a in images if "vasp_energy" in a.info]
+    if not de:
+        return None
+    gpaw = energy_above_bcc([a.get_potential_energy() for a in de], de, bcc_truth)
+    vasp = energy_above_bcc([a.info["vasp_energy"] for a in de], de, DE_VASP_BCC)
+    return dict(n=len(de), de_rmse=float(np.sqrt(np.mean((gpaw - vasp) ** 2))),
+                de_bias=float(np.mean(gpaw - vasp)))
 
 
 def gpaw_settings_cost(main, k222):
@@ -112,29 +135,36 @@ def main():
             parts.setdefault(part_of(atoms), []).append(atoms)
     rows = []
     for spec in args.labelers.split(","):
-        energies, forces, seconds = bench_labeler(spec, [bcc] + [a for p in parts.values() for a in p])
+        energies, forces, seconds, batched = bench_labeler(
+            spec, [bcc] + [a for p in parts.values() for a in p])
         bcc_labeler = energies[0] / len(bcc)
         k = 1
         for part, members in parts.items():
             n = len(members)
             row = compare(energies[k:k + n], forces[k:k + n], members, bcc_labeler, bcc_truth)
             rows.append(dict(row, labeler=Path(spec).name if spec == str(W_SNAP) else spec,
-                             part=part, seconds=seconds))
+                             part=part, seconds=seconds, batched=batched))
             k += n
     gpaw = gpaw_settings_cost(images, read_dataset(REFERENCE_K222)) \
         if REFERENCE_K222.exists() else None
+    vasp = gpaw_against_vasp(images, bcc_truth)
     if args.json:
-        print(json.dumps(dict(rows=rows, gpaw_cheap_vs_k222=gpaw), indent=1))
+        print(json.dumps(dict(rows=rows, gpaw_vs_vasp=vasp, gpaw_cheap_vs_k222=gpaw), indent=1))
         return
     print(f"# {REFERENCE_SET.name}: {len(images)} configurations; BCC GPAW {bcc_truth:.4f} eV/atom")
     print("| labeler | part | n | E above BCC: GPAW min / median / max (eV/atom) | "
-          "RMSE (eV/atom) | bias (eV/atom) | force RMSE (eV/Å) | s/config |")
-    print("|---|---|---:|---|---:|---:|---:|---:|")
+          "RMSE (eV/atom) | bias (eV/atom) | force RMSE (eV/Å) | s/config | s/config batched |")
+    print("|---|---|---:|---|---:|---:|---:|---:|---:|")
     for r in rows:
         lo, mid, hi = r["de_range"]
+        batched = f"{r['batched']:.3g}" if r["batched"] else "-"
         print(f"| {r['labeler']} | {r['part']} | {r['n']} | {lo:.2f} / {mid:.2f} / {hi:.2f} | "
               f"{r['de_rmse']:.3f} | {r['de_bias']:+.3f} | {r['f_rmse']:.3f} | "
-              f"{r['seconds']:.3g} |")
+              f"{r['seconds']:.3g} | {batched} |")
+    if vasp:
+        print(f"\nGPAW (this set's settings) vs the DE set's VASP labels ({vasp['n']} DE "
+              f"configurations): energy above BCC RMSE {vasp['de_rmse']:.3f} eV/atom (bias "
+              f"{vasp['de_bias']:+.3f})")
     if gpaw:
         print(f"\nGPAW main settings vs 2x2x2 k-points, 500 eV ({gpaw['n']} configurations): "
               f"energy above BCC RMSE {gpaw['de_rmse']:.3f} eV/atom (bias "

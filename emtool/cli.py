@@ -150,8 +150,9 @@ def run(output, count, workers, epochs):
                    "--atomic-volume/15.9 otherwise].")
 @click.option("--natoms", type=int, nargs=2, default=(32, 40), show_default=True,
               metavar="MIN MAX", help="Atom count range (inclusive).")
-@click.option("--exclusion-radius", type=float, default=2.2, show_default=True,
-              help="r_ex (Å) of the repulsive pair term; pairs end at >= 0.85 r_ex.")
+@click.option("--exclusion-radius", type=float,
+              help="r_ex (Å) of the repulsive pair term; pairs end at >= 0.85 r_ex "
+                   "[default: 2.7 for W, docs/generator.md].")
 @click.option("-K", "--K", "k_weight", type=float, default=5.0, show_default=True,
               help="Entropy weight |K| (eV) in V = V_rep - K S.")
 @click.option("--sign", type=click.Choice(["both", "max", "min"]), default="both",
@@ -178,7 +179,10 @@ def generate(count, output, seed, workers, scheduler, element, atomic_volume, vo
     volumes = (tuple(v / atomic_volume for v in volume_range) if volume_range
                else defaults.box_volumes)
     params = GeneratorParams(element=element, atomic_volume=atomic_volume, box_volumes=volumes,
-                             natoms=tuple(natoms), exclusion_radius=exclusion_radius, K=k_weight,
+                             natoms=tuple(natoms),
+                             exclusion_radius=(defaults.exclusion_radius if exclusion_radius is None
+                                               else exclusion_radius),
+                             K=k_weight,
                              sign=sign, max_steps=max_steps, fmax=fmax)
     with click.progressbar(length=count, label="generate", show_eta=True, show_pos=True,
                            file=sys.stderr) as bar:

@@ -87,7 +87,7 @@ class GeneratorParams:
     box_volumes: tuple = (W_BOX_VOLUMES[0] / W_ATOMIC_VOLUME, W_BOX_VOLUMES[1] / W_ATOMIC_VOLUME)
     natoms: tuple = (32, 40)
     aspect: tuple = (0.5, 2.0)
-    exclusion_radius: float = 2.2
+    exclusion_radius: float = 2.7
     repulsion_energy: float = 10.0
     K: float = 5.0
     sign: str = "both"

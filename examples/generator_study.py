@@ -31,7 +31,7 @@ from emtool.neighbors import neighbor_list_atoms
 from emtool.structure_types import STRUCTURE_TYPES, classify_atoms
 
 #: The default settings of the study (docs/generator.md).
-SETTINGS = ([{}] + [dict(exclusion_radius=r) for r in (2.4, 2.5, 2.6)]
+SETTINGS = ([{}] + [dict(exclusion_radius=r) for r in (2.2, 2.4, 2.5, 2.6, 2.7)]
             + [dict(exclusion_radius=2.6, K=k) for k in (1.0, 20.0)]
             + [dict(exclusion_radius=2.6, floor=0.2), dict(exclusion_radius=2.6, twojmax=4),
                dict(exclusion_radius=2.6, max_steps=1000),
@@ -65,7 +65,7 @@ def study(params, labeler, n=24, seed=1):
         row[f"perfect {name}"] = float(np.mean(cryst[:, 1] >= 0.98))
         lo, mid, hi = np.percentile(above[half], [0, 50, 100])
         row[f"dE {name}"] = f"{lo:.2f} / {mid:.2f} / {hi:.2f}"
-    row["d_min"] = min(np.sqrt((neighbor_list_atoms(a, 3.0).rij ** 2).sum(1)).min()
+    row["d_min"] = min(np.sqrt((neighbor_list_atoms(a, params.rcut).rij ** 2).sum(1)).min()
                        for a in images)
     return row
 

@@ -33,7 +33,7 @@ from emtool.generate import GeneratorParams, generate_dataset
 from emtool.label import LabelerSpec, label_dataset
 
 HERE = Path(__file__).resolve().parent
-DE_SOURCE = HERE.parents[1].parent / "shared" / "data" / "fitsnap_W_PRB2019"
+DE_SOURCE = HERE.parents[1] / "shared" / "data" / "fitsnap_W_PRB2019"
 PARAMS = emtool.SnapParams(twojmax=6, rcutfac=4.73, bzeroflag=0)
 
 

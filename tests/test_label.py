@@ -108,7 +108,7 @@ def test_nan_labeler_is_a_clear_failure(unlabeled):
 
 
 def test_kill_and_resume(unlabeled, tmp_path):
-    slow = f"sleep 0.3; {sys.executable} -c \"{SCRIPT}\" {{input}} {{output}}"
+    slow = f"sleep 1; {sys.executable} -c \"{SCRIPT}\" {{input}} {{output}}"  # >= 8 s in all
     reference = tmp_path / "ref.h5"
     label_dataset(unlabeled, LabelerSpec("command", slow), output=reference)
     target = tmp_path / "killed.h5"
@@ -127,13 +127,16 @@ def test_interrupted_labels_are_kept_in_the_work_file(unlabeled, tmp_path):
     """Ctrl-C: what is finished waits in OUTPUT.labeling.h5 and its journal (as `emtool label
     --help` says) and equals what an uninterrupted run gives."""
     from emtool.dataset import journal_path
-    slow = f"sleep 0.3; {sys.executable} -c \"{SCRIPT}\" {{input}} {{output}}"
+    slow = f"sleep 1; {sys.executable} -c \"{SCRIPT}\" {{input}} {{output}}"  # >= 8 s in all
     reference = tmp_path / "ref.h5"
     label_dataset(unlabeled, LabelerSpec("command", slow), output=reference)
     target = tmp_path / "stopped.h5"
+    # a background shell (nohup ... &) ignores SIGINT and its children inherit that; a user's
+    # terminal does not: give the child the default disposition, as on a terminal
     child = subprocess.Popen([sys.executable, "-m", "emtool.cli", "label", str(unlabeled), "-o",
                               str(target), "--command", slow],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(5.0)
     child.send_signal(signal.SIGINT)
     child.wait()
