@@ -253,6 +253,23 @@ def _label_from_memory(spec, images, index):
     return label_one(spec, images[index])
 
 
+def finished_labels(output):
+    """The configurations that an ``emtool label ... -o OUTPUT`` job has finished so far, as
+    ASE Atoms: OUTPUT itself when the job completed, else what its work file
+    ``OUTPUT.labeling.h5`` and that file's journal hold (what Ctrl-C or a kill left behind).
+    Failed calculations are included (``info["label_error"]``, no labels); [] if neither
+    exists."""
+    from emtool.dataset import journal_path, read_dataset
+    output = Path(output)
+    work = output.with_name(output.name + ".labeling.h5")
+    if output.exists():
+        return read_dataset(output)
+    if not work.exists():
+        return []
+    return read_dataset(work) + [atoms for shard in sorted(journal_path(work).glob("*.h5"))
+                                 for atoms in read_dataset(shard)]
+
+
 def needs_label(atoms, relabel=False, retry_failed=False):
     """Whether ``label_dataset`` takes this configuration."""
     if relabel:

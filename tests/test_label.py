@@ -14,7 +14,7 @@ from emtool import read_dataset, write_dataset
 from emtool.cli import main
 from emtool.dataset import dataset_info, read_arrays
 from emtool.generate import GeneratorParams, random_start
-from emtool.label import LabelerSpec, label_dataset, labeler_from_options
+from emtool.label import LabelerSpec, finished_labels, label_dataset, labeler_from_options
 from emtool.reference import FinnisSinclairW
 
 LJ = dict(sigma=2.5, epsilon=0.2, rc=6.0)
@@ -144,6 +144,8 @@ def test_interrupted_labels_are_kept_in_the_work_file(unlabeled, tmp_path):
     work = tmp_path / "stopped.h5.labeling.h5"
     partial = read_dataset(work) + [a for shard in sorted(journal_path(work).glob("*.h5"))
                                     for a in read_dataset(shard)]
+    assert [a.info["index"] for a in finished_labels(target)] == \
+        [a.info["index"] for a in partial]
     expected = {a.info["index"]: a.get_potential_energy() for a in read_dataset(reference)}
     assert 0 < len(partial) < len(expected)
     for atoms in partial:

@@ -45,8 +45,9 @@ from pathlib import Path
 import numpy as np
 from ase.build import bulk
 
-from emtool.dataset import dataset_info, journal_path, read_dataset, write_dataset
+from emtool.dataset import dataset_info, read_dataset, write_dataset
 from emtool.exchange import read_fitsnap_json
+from emtool.label import finished_labels
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -148,18 +149,10 @@ def _labeled(source):
 
 
 def finished(source):
-    """The labeled configurations of one part so far: from the finished output, or from an
-    unfinished job's file and journal. Failed ones (``label_error``) are left out."""
-    out = _labeled(source)
-    partial = out.with_name(out.name + ".labeling.h5")
-    if out.exists():
-        images = read_dataset(out)
-    elif partial.exists():
-        images = read_dataset(partial) + [a for shard in sorted(journal_path(partial).glob("*.h5"))
-                                          for a in read_dataset(shard)]
-    else:
-        images = []
-    return [a for a in images if a.calc is not None and "label_error" not in a.info]
+    """The labeled configurations of one part so far, also from an unfinished job; failed ones
+    (``label_error``) are left out."""
+    return [a for a in finished_labels(_labeled(source))
+            if a.calc is not None and "label_error" not in a.info]
 
 
 def assemble():

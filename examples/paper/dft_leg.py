@@ -31,9 +31,10 @@ from scipy.stats import spearmanr
 
 from emtool.calculators import load_potential
 from emtool.compare import coverage_by_configuration
-from emtool.dataset import dataset_info, journal_path, read_dataset, write_dataset
+from emtool.dataset import dataset_info, read_dataset, write_dataset
 from emtool.evaluate import configuration_errors, evaluate_images
 from emtool.fit import GroupWeights, UniformWeights, fit_dataset
+from emtool.label import finished_labels
 from emtool.nn_train import TrainingSettings, fit_network_dataset
 from emtool.workflows import compute_descriptors
 from study import (EPOCHS, HERE, OUT, WORKERS, labeled_set, log, snap_params, split_file,
@@ -150,13 +151,8 @@ def gpaw_em():
         gpaw_run(bcc_raw, bcc_labeled, dict(GPAW_ARGS, kpts=BCC_KPTS))
         gpaw_run(raw, labeled, GPAW_ARGS)
     # an interrupted emtool label keeps what it finished in OUTPUT.labeling.h5 and its journal
-    partial = labeled.with_name(labeled.name + ".labeling.h5")
-    if labeled.exists():
-        images = read_dataset(labeled)
-    elif partial.exists():
-        images = read_dataset(partial) + [a for shard in sorted(journal_path(partial).glob("*.h5"))
-                                          for a in read_dataset(shard)]
-    else:
+    images = finished_labels(labeled)
+    if not images:
         return None
     if not bcc_labeled.exists():
         return None
