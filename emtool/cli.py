@@ -252,15 +252,14 @@ def label(dataset, output, potential, calc_args, command, timeout, workers, sche
     from emtool.dataset import DatasetError
     from emtool.label import label_dataset, labeler_from_options
     spec = labeler_from_options(potential, calc_args, command, timeout)
-    with click.progressbar(length=1, label="label", show_eta=True, file=sys.stderr) as bar:
-        def progress(done, total):
-            bar.length = total
-            bar.update(1)
-        try:
-            summary = label_dataset(dataset, spec, output, workers, scheduler, relabel,
-                                    retry_failed, progress)
-        except DatasetError as err:
-            raise CliError(str(err)) from None
+    progress = _LazyProgress("label")  # opens on the first result: input errors stay one line
+    try:
+        summary = label_dataset(dataset, spec, output, workers, scheduler, relabel,
+                                retry_failed, progress)
+    except DatasetError as err:
+        raise CliError(str(err)) from None
+    finally:
+        progress.close()
     click.echo(f"{output or dataset}: {summary['labeled']} labeled, {summary['failed']} failed, "
                f"{summary['skipped']} skipped, in {summary['seconds']:.1f} s")
     for index, error in summary["errors"]:
@@ -515,7 +514,7 @@ def evaluate(model, data, as_json, plots, train, workers):
 
 class _LazyProgress:
     """A progress(done, total) callback whose bar (stderr) opens on the first call, so that
-    input errors found before any MD step stay one-line messages."""
+    input errors found before the first step or result stay one-line messages."""
 
     def __init__(self, label):
         self.label, self.bar = label, None

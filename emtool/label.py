@@ -297,6 +297,9 @@ def label_dataset(source, spec=None, output=None, workers=1, scheduler=None, rel
     start = time.perf_counter()
     images = {a.info["index"]: a for a in read_dataset(source)}
     todo = [k for k, a in images.items() if needs_label(a, relabel, retry_failed)]
+    labeler = _build(spec) if spec.kind == "potential" else None
+    for k in todo:  # refuse an element the labeler does not know before anything is written
+        getattr(labeler, "check", lambda atoms: None)(images[k])
     work = output.with_name(output.name + ".labeling.h5")
     parameters = {"job": "label", "source": str(source.resolve()), "labeler": asdict(spec),
                   "relabel": bool(relabel), "retry_failed": bool(retry_failed)}

@@ -128,7 +128,8 @@ class UniversalPotential:
         return {"package": self.package, "version": self.version, "model": self.model,
                 "checkpoint": str(self.checkpoint.relative_to(self.checkpoint.parents[2]))}
 
-    def _check(self, atoms):
+    def check(self, atoms):
+        """``ParameterError`` if ``atoms`` holds an element the model does not know."""
         unknown = sorted(set(atoms.get_chemical_symbols())
                          - {s for s, z in _symbols().items() if z in self.species})
         if unknown:
@@ -142,7 +143,7 @@ class UniversalPotential:
     def evaluate_many(self, images, batch_size=16):
         """``evaluate`` of each configuration of ``images`` (a list of ASE Atoms)."""
         for atoms in images:
-            self._check(atoms)
+            self.check(atoms)
         if self.package == "chgnet":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # CHGNet's own tensor-copy warnings

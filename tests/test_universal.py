@@ -170,3 +170,16 @@ def test_label_cli_bad_model_name(tmp_path):
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert not (tmp_path / "o.h5").exists()
+
+
+def test_label_cli_unknown_element_writes_nothing(tmp_path):
+    source = tmp_path / "in.h5"
+    atoms = bulk("Cf", "fcc", a=5.0)
+    atoms.info["index"] = 0
+    write_dataset(source, [atoms])
+    done = subprocess.run([sys.executable, "-m", "emtool.cli", "label", str(source),
+                           "--potential", "chgnet", "-o", str(tmp_path / "o.h5")],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "does not know the element(s) Cf" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.h5"]
