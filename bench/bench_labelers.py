@@ -104,9 +104,9 @@ def gpaw_against_vasp(images, bcc_truth):
 
 def gpaw_settings_cost(main, k222):
     """GPAW main-set labels against 2x2x2/500 eV labels on the configurations of both."""
-    by_key = {(a.info.get("part"), a.info.get("part_index")): a for a in main}
-    pairs = [(by_key[(a.info.get("part"), a.info.get("part_index"))], a) for a in k222
-             if (a.info.get("part"), a.info.get("part_index")) in by_key]
+    by_key = {(a.info["part"], a.info["part_index"]): a for a in main}
+    pairs = [(by_key[key], a) for a in k222
+             if (key := (a.info["source_part"], a.info["source_index"])) in by_key]
     bcc = [p for p in pairs if p[1].info.get("group") == "bcc"]
     rest = [p for p in pairs if p[1].info.get("group") != "bcc"]
     if not bcc or not rest:

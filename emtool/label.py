@@ -35,7 +35,7 @@ from emtool.params import ParameterError
 
 _BUILT = {}
 
-#: Configurations per batch for potentials that evaluate lists (``evaluate_many``).
+#: Configurations per ``evaluate_many`` call for potentials that evaluate lists.
 BATCH = 16
 
 #: Calculator packages whose versions go into the provenance when they are loaded.
@@ -206,9 +206,8 @@ def label_one(spec, atoms):
 
 def label_batch(spec, images):
     """``label_one`` of each configuration of ``images``, evaluated together by a potential
-    that offers ``evaluate_many`` (the universal potentials: one graph batch); if the batch
-    fails, each configuration is labeled alone so that a failure is recorded per
-    configuration."""
+    that offers ``evaluate_many`` (the universal potentials); if that fails, each
+    configuration is labeled alone so that a failure is recorded per configuration."""
     try:
         results = _build(spec).evaluate_many(images)
     except (ParameterError, KeyboardInterrupt):

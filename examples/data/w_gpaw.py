@@ -28,13 +28,15 @@ Usage (from the repository root; GPAW's venv as in docs/dft.md)::
 
     python examples/data/w_gpaw.py inputs          # writes the unlabeled parts (seconds)
     python examples/data/w_gpaw.py label PART      # bcc, de, em or k222 (hours; resumable)
-    python examples/data/w_gpaw.py assemble        # labeled parts -> examples/data/*.h5
+    python examples/data/w_gpaw.py assemble        # committed files + finished -> *.h5
     python examples/data/w_gpaw.py status          # what is labeled so far
 
-``label`` runs ``emtool label --workers 1`` (one single-threaded GPAW); Ctrl-C or a kill
-keeps every finished configuration in ``OUT.labeling.h5`` and its journal, and the same
-command resumes. ``assemble`` takes every finished configuration, also from an unfinished
-job, so the committed files grow as labeling proceeds.
+``inputs`` is deterministic (fixed seeds), so every machine makes the same parts. ``label``
+runs ``emtool label --workers 1`` (one single-threaded GPAW) on the configurations of the part
+that the committed files do not hold yet; Ctrl-C or a kill keeps every finished configuration
+in ``OUT.labeling.h5`` and its journal, and the same command resumes. ``assemble`` merges the
+committed files with every finished configuration, also of an unfinished job, so the
+committed files grow as labeling proceeds and a fresh machine resumes where they stop.
 """
 import json
 import os
@@ -116,12 +118,12 @@ def inputs():
                     "--seed", str(EM_SEED), "-o", str(em)], check=True)
     k222 = WORK / "k222.h5"
     if not k222.exists():
-        em_images = read_dataset(em)
-        de = read_dataset(WORK / "de.h5")
-        picked = (read_dataset(WORK / "bcc.h5") + em_images[:6]
-                  + [de[k] for k in (0, 4, 7, 11, 14)])
+        picked = []
+        for source, keep in ((WORK / "bcc.h5", (0,)), (em, range(6)), (WORK / "de.h5", (0, 4, 7, 11, 14))):
+            for atoms in read_dataset(source, indices=list(keep)):
+                atoms.info.update(source_part=source.stem, source_index=atoms.info["index"])
+                picked.append(atoms)
         for k, atoms in enumerate(picked):
-            atoms.info["part_index"] = atoms.info["index"]
             atoms.info["index"] = k
         write_dataset(k222, picked, parameters={"part": "k222", "em": em.name})
 
@@ -133,55 +135,82 @@ def _part_path(part):
 
 
 def label(part):
-    """Run (or resume) ``emtool label`` with GPAW on one part."""
+    """Run (or resume) ``emtool label`` with GPAW on the configurations of one part that the
+    committed files do not hold yet (``<part>_todo.h5``, written once per machine)."""
     source = _part_path(part)
     if not source.exists():
         raise SystemExit(f"{source} does not exist: run 'inputs' first")
+    todo = source.with_name(source.stem + "_todo.h5")
+    if not todo.exists():
+        done = set(_committed(OUTPUT_K222 if part == "k222" else OUTPUT, source.stem))
+        images = [a for a in read_dataset(source) if a.info["index"] not in done]
+        if not images:
+            print(f"{source.stem}: every configuration is labeled")
+            return
+        write_dataset(todo, images, parameters={"part": source.stem})
     settings = SETTINGS_K222 if part == "k222" else SETTINGS_BY_PART.get(part, SETTINGS)
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    subprocess.run([sys.executable, "-m", "emtool.cli", "-v", "label", str(source),
+    subprocess.run([sys.executable, "-m", "emtool.cli", "-v", "label", str(todo),
                     "--potential", FACTORY, "--calc-args", json.dumps(settings),
-                    "--workers", "1", "-o", str(_labeled(source))], check=True, cwd=ROOT, env=env)
+                    "--workers", "1", "-o", str(_labeled(todo))], check=True, cwd=ROOT, env=env)
+
+
+def _committed(path, part):
+    """{part_index: Atoms} of one part in a committed file."""
+    if not path.exists():
+        return {}
+    return {a.info["part_index"]: a for a in read_dataset(path) if a.info.get("part") == part}
 
 
 def _labeled(source):
     return source.with_name(source.stem + "_gpaw.h5")
 
 
+def _parts():
+    """The part input files in WORK (not the todo, labeled or work files)."""
+    return [p for p in sorted(WORK.glob("*.h5"))
+            if not p.name.endswith(("_gpaw.h5", "_todo.h5", ".labeling.h5"))]
+
+
 def finished(source):
-    """The labeled configurations of one part so far, also from an unfinished job; failed ones
-    (``label_error``) are left out."""
-    return [a for a in finished_labels(_labeled(source))
-            if a.calc is not None and "label_error" not in a.info]
+    """The labeled configurations of one part so far (this machine's jobs, also unfinished
+    ones); failed ones (``label_error``) are left out."""
+    todo = source.with_name(source.stem + "_todo.h5")
+    images = finished_labels(_labeled(source)) + finished_labels(_labeled(todo))
+    return [a for a in images if a.calc is not None and "label_error" not in a.info]
 
 
 def assemble():
-    """Write the finished configurations of all parts into OUTPUT and OUTPUT_K222."""
+    """Merge the committed files with every configuration finished on this machine, keyed by
+    (part, index in the part): OUTPUT (all parts but k222) and OUTPUT_K222."""
     import emtool
-    main, k222 = [], []
-    for source in [WORK / "bcc.h5", WORK / "de.h5"] + sorted(WORK.glob("em_*.h5")):
-        if source.name.endswith("_gpaw.h5") or not source.exists():
-            continue
+    merged = {OUTPUT: {}, OUTPUT_K222: {}}
+    for path, found in merged.items():
+        if path.exists():
+            found.update({(a.info["part"], a.info["part_index"]): a for a in read_dataset(path)})
+    for source in _parts():
+        path = OUTPUT_K222 if source.stem == "k222" else OUTPUT
         for atoms in finished(source):
-            atoms.info["part"] = source.stem
-            atoms.info["part_index"] = atoms.info.pop("index")
-            main.append(atoms)
-    if (WORK / "k222.h5").exists():
-        k222 = finished(WORK / "k222.h5")
-        for atoms in k222:
-            atoms.info.pop("index")
+            atoms.info.update(part=source.stem, part_index=atoms.info.pop("index"))
+            merged[path][(source.stem, atoms.info["part_index"])] = atoms
     provenance = {"emtool": emtool.__version__, "calculator": FACTORY, "xc": "PBE",
                   "setup": "W.PBE (14 valence electrons, gpaw-data 0.9.20000)", "mode": "PW",
                   "occupations": "marzari-vanderbilt (cold smearing, width = smearing eV)",
                   "convergence": _convergence()}
-    for path, images, settings in ((OUTPUT, main, SETTINGS), (OUTPUT_K222, k222, SETTINGS_K222)):
-        if not images:
+    for (path, found), settings in zip(merged.items(), (SETTINGS, SETTINGS_K222)):
+        if not found:
             continue
+        images = [found[key] for key in sorted(found, key=_order)]
         for k, atoms in enumerate(images):
             atoms.info["index"] = k
         write_dataset(path, images, parameters={"reference_set": "W GPAW",
                                                 "gpaw": dict(provenance, **settings)})
         print(f"{path}: {len(images)} configurations")
+
+
+def _order(key):
+    part, index = key
+    return ({"bcc": 0, "de": 1}.get(part, 2), part, index)
 
 
 def _convergence():
@@ -195,9 +224,10 @@ def status():
         if path.exists():
             info = dataset_info(path)
             print(path.name, info["configs"], info["groups"])
-    for source in sorted(WORK.glob("*.h5")):
-        if not source.name.endswith(("_gpaw.h5", ".labeling.h5")):
-            print(source.name, len(finished(source)), "of", len(read_dataset(source)), "labeled")
+    for source in _parts():
+        committed = _committed(OUTPUT_K222 if source.stem == "k222" else OUTPUT, source.stem)
+        print(source.name, len(read_dataset(source)), "configurations;", len(committed),
+              "committed,", len(finished(source)), "finished on this machine")
 
 
 if __name__ == "__main__":
