@@ -15,9 +15,9 @@ energy *differences* (e.g. above BCC) with DFT, not absolute energies.
 
 A ``UniversalPotential`` has emtool's potential interface: ``evaluate(atoms)`` returns
 ``energy`` (eV), ``forces`` (N, 3) eV/Å and, for periodic cells, ``stress`` (6,) eV/Å^3 in
-ASE's Voigt order and sign; ``evaluate_many(images, batch_size)`` evaluates a list (CHGNet: ``batch_size``
-graphs per forward pass); ``provenance()`` names package, version,
-model and checkpoint file.
+ASE's Voigt order and sign; ``evaluate_many(images, batch_size)`` evaluates a list (CHGNet:
+``batch_size`` graphs per forward pass); ``check(atoms)`` refuses elements the model does not
+know; ``provenance()`` names package, version, model and checkpoint file.
 """
 import contextlib
 import importlib
@@ -27,6 +27,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from ase.data import atomic_numbers
 
 from emtool.params import ParameterError
 
@@ -44,8 +45,7 @@ MODELS = {
     }),
 }
 
-#: Largest atomic number each package's models embed (CHGNet: 94; SevenNet-0: its
-#: checkpoint's ``chemical_species``, checked on load).
+#: Largest atomic number CHGNet embeds (SevenNet: the type map of its checkpoint).
 CHGNET_MAX_Z = 94
 
 _LOADED = {}
@@ -114,10 +114,7 @@ class UniversalPotential:
     def _load_sevenn(self):
         from sevenn.calculator import SevenNetCalculator
         self._calc = SevenNetCalculator(model=str(self.checkpoint), device="cpu")
-        from ase.data import atomic_numbers
-        species = self._calc.type_map if hasattr(self._calc, "type_map") else None
-        self.species = ({int(z) for z in species} if species is not None
-                        else set(atomic_numbers.values()))
+        self.species = {int(z) for z in self._calc.type_map}
 
     def __reduce__(self):
         # worker processes load the model themselves instead of receiving its tensors
@@ -130,8 +127,8 @@ class UniversalPotential:
 
     def check(self, atoms):
         """``ParameterError`` if ``atoms`` holds an element the model does not know."""
-        unknown = sorted(set(atoms.get_chemical_symbols())
-                         - {s for s, z in _symbols().items() if z in self.species})
+        unknown = sorted({s for s in atoms.get_chemical_symbols()
+                          if atomic_numbers[s] not in self.species})
         if unknown:
             raise ParameterError(f"{self.package}:{self.model} does not know the element(s) "
                                  f"{', '.join(unknown)}")
@@ -179,7 +176,3 @@ class UniversalPotential:
                                 stress=voigt(np.array(p["s"], float)) * GPa if periodic else None))
         return results
 
-
-def _symbols():
-    from ase.data import atomic_numbers
-    return atomic_numbers
