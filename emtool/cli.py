@@ -716,5 +716,56 @@ def compare(reference, others, twojmax, rcutfac, components, outdir, as_json, wo
     click.echo(f"report: {report}")
 
 
+@main.command("select")
+@click.argument("pool", type=click.Path(dir_okay=False))
+@click.option("-n", "count", type=int, required=True, help="Number of configurations to pick.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Dataset file (HDF5) for the picked configurations.")
+@click.option("--method", type=click.Choice(["coverage", "entropy", "random"]),
+              default="coverage", show_default=True,
+              help="coverage: the configuration whose environments lie farthest from everything "
+                   "held (mean distance); entropy: the one that adds the most descriptor "
+                   "entropy (mean log distance); random: the baseline (docs/select.md).")
+@click.option("--existing", multiple=True, type=click.Path(dir_okay=False),
+              help="A training set already held (dataset file; repeatable): its environments "
+                   "count as covered.")
+@click.option("--twojmax", type=int, default=8, show_default=True,
+              help="2J of the bispectrum descriptors (D = 5, 14, 30, 55 for 2, 4, 6, 8).")
+@click.option("--rcutfac", type=float, default=4.73, show_default=True, help="Cutoff, Å.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --method random.")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Worker processes for the descriptors.")
+@click.option("--scheduler", metavar="ADDRESS", help="Dask scheduler address (descriptors).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@user_errors
+def select_(pool, count, output, method, existing, twojmax, rcutfac, seed, workers, scheduler,
+            overwrite):
+    """Pick the COUNT configurations of the dataset POOL that most deserve DFT: the scoring
+    works on atomic environments (standardized bispectrum descriptors), the picks are
+    configurations, given the training sets already held (--existing). Each picked
+    configuration keeps its pool index and gains selection_rank and selection_score."""
+    from emtool.dataset import DatasetError
+    from emtool.select import select_dataset
+    if workers < 1:
+        raise CliError(f"--workers must be >= 1, got {workers}")
+    if Path(output).exists() and not overwrite:
+        raise CliError(f"{output} exists; pass --overwrite to replace it")
+    progress = _LazyProgress("select")
+    try:
+        summary = select_dataset(pool, count, output, method, existing,
+                                 SnapParams(twojmax=twojmax, rcutfac=rcutfac), seed, workers,
+                                 scheduler, progress)
+    except DatasetError as err:
+        raise CliError(str(err)) from None
+    finally:
+        progress.close()
+    reach = summary["pool_distances"]
+    click.echo(f"{output}: {count} of {summary['pool_configurations']} configurations of {pool} "
+               f"({method}) in {summary['seconds']:.1f} s"
+               + (f"; pool environments' distance to the training set: median "
+                  f"{reach['q50']:.3g}, max {reach['q100']:.3g} (standardized units)"
+                  if reach else ""))
+
+
 if __name__ == "__main__":
     main()

@@ -252,7 +252,7 @@ class DescriptorSet(NamedTuple):
 
     path : str; descriptors : (N, D) bispectrum rows; offsets : (n + 1,) int64 row offsets of
     the configurations (file order); energy_per_atom : (n,) eV/atom, NaN when unlabeled;
-    structure_types : (N,) int64 codes of ``emtool.structure_types``.
+    structure_types : (N,) int64 codes of ``emtool.structure_types``, or None when not asked.
     """
 
     path: str
@@ -262,19 +262,20 @@ class DescriptorSet(NamedTuple):
     structure_types: np.ndarray
 
 
-def _describe_block(params, path, task):
-    """(position, B rows, structure type codes) of one block of configurations."""
+def _describe_block(params, path, structure_types, task):
+    """(position, B rows, structure type codes or None) of one block of configurations."""
     position, keys = task
     images = read_dataset(path, indices=list(keys))
     return (position, np.vstack([bispectrum(a, params) for a in images]),
-            np.concatenate([classify_atoms(a) for a in images]))
+            np.concatenate([classify_atoms(a) for a in images]) if structure_types else None)
 
 
-def dataset_descriptors(path, params, workers=1):
+def dataset_descriptors(path, params, workers=1, scheduler=None, structure_types=True):
     """``DescriptorSet`` of the HDF5 dataset ``path`` for ``params`` (a ``SnapParams``).
 
     The dataset schema (docs/dataset.md) defines no descriptor cache, so the descriptors are
-    computed here, in ``workers`` processes over blocks of configurations.
+    computed here, in ``workers`` processes (or on the Dask ``scheduler``) over blocks of
+    configurations. Without ``structure_types`` that field is None.
     Raises ``DatasetError`` for an invalid or empty dataset.
     """
     from emtool.parallel import run_indexed
@@ -286,15 +287,17 @@ def dataset_descriptors(path, params, workers=1):
              for k, start in enumerate(range(0, len(keys), CONFIGS_PER_TASK))]
     blocks = {}
     start = time.perf_counter()
-    run_indexed(_describe_block, (params, str(path)), tasks,
-                lambda result: blocks.__setitem__(result[0], result[1:]), workers, chunk=1)
+    run_indexed(_describe_block, (params, str(path), structure_types), tasks,
+                lambda result: blocks.__setitem__(result[0], result[1:]), workers, scheduler,
+                chunk=1)
     LOG.info("%s: descriptors of %d configurations in %.1f s", path, len(keys),
              time.perf_counter() - start)
     order = sorted(blocks)
     return DescriptorSet(str(path), np.vstack([blocks[k][0] for k in order]),
                          np.concatenate([[0], np.cumsum(natoms)]).astype(np.int64),
                          arrays["energy"] / natoms,
-                         np.concatenate([blocks[k][1] for k in order]))
+                         np.concatenate([blocks[k][1] for k in order])
+                         if structure_types else None)
 
 
 def sample_rows(n_rows, size, seed, stream):
