@@ -5,7 +5,8 @@ A potential spec is used the same way everywhere (``--potential SPEC`` on the co
 - ``path/to/model.snapparam``: a LAMMPS SNAP model, its ``.snapcoeff`` beside it;
 - ``path/to/model.snap``: a LAMMPS include file (SNAP, or SNAP + ZBL as the file says);
 - ``reference:W``: the embedded Ackland–Thetford Finnis–Sinclair tungsten reference;
-- ``path/to/model.json``: a potential fitted by ``emtool fit`` (emtool model file);
+- ``path/to/model.json``: a potential fitted by ``emtool fit`` (an emtool model file,
+  recognized by its content whatever its name);
 - ``chgnet[:MODEL]``, ``sevenn[:MODEL]``: a universal machine-learned potential shipped with
   its package (``pip install 'emtool[umlip]'``, ``emtool.universal``).
 """
@@ -26,7 +27,8 @@ def load_potential(spec):
     if is_universal(spec):
         return load_universal(spec)
     path = Path(spec)
-    if path.suffix == ".json":
+    if path.suffix == ".json" or (path.suffix not in (".snapparam", ".snap")
+                                  and _starts_like_json(path)):
         if not path.is_file():
             raise ParameterError(f"model file not found: {spec}")
         from emtool.models import load_model
@@ -37,7 +39,17 @@ def load_potential(spec):
         from emtool.snap_model import SnapPotential
         return SnapPotential.read(path)
     raise ParameterError(f"unknown potential spec {spec!r}: expected reference:W, chgnet, "
-                         f"sevenn, an emtool model .json, a .snapparam or a .snap file")
+                         f"sevenn, an emtool model file, a .snapparam or a .snap file")
+
+
+def _starts_like_json(path):
+    """Whether ``path`` is a file whose first non-blank character is '{' (an emtool model
+    file is recognized by its content, whatever its name)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4096).lstrip()[:1] == b"{"
+    except OSError:
+        return False
 
 
 class EmtoolCalculator(Calculator):

@@ -101,3 +101,21 @@ def test_expert_command(tmp_path):
     assert len(info["groups"]) == 9 and info["configs"] == 300
     again = CliRunner().invoke(main, ["expert", "-o", str(out)])
     assert again.exit_code == 2 and "exists" in again.output
+
+
+def test_a_model_file_is_recognized_by_its_content_whatever_its_name(tmp_path, shared_data):
+    from emtool.models import save_model
+    from emtool.snap_model import SnapPotential
+    folder = shared_data / "lammps_W_SNAP"
+    published = SnapPotential.read(folder / "W_2940_2017_2.snapparam")
+    save_model(tmp_path / "model", published)                # no suffix, as `fit -o model`
+    atoms = displaced_bcc(4)
+    atoms.calc = emtool.calculator(str(tmp_path / "model"))
+    assert abs(atoms.get_potential_energy() - published.evaluate(atoms)["energy"]) < 1e-12
+    emtool.dataset.write_dataset(tmp_path / "data.h5", [atoms])
+    result = CliRunner().invoke(main, ["evaluate", str(tmp_path / "model"),
+                                       str(tmp_path / "data.h5")])
+    assert result.exit_code == 0, result.output
+    (tmp_path / "notes").write_text("not a model\n")
+    bad = CliRunner().invoke(main, ["evaluate", str(tmp_path / "notes"), str(tmp_path / "data.h5")])
+    assert bad.exit_code == 2 and "unknown potential spec" in bad.output
