@@ -6,7 +6,7 @@ POOL are the pool, the rest the held-out generated test set. The real expert-cur
 (``--labeler``, default the embedded reference ``reference:W``). From the pool, each method
 picks nested subsets (greedy methods: the first b picks of one run of max(budgets)):
 
-- ``coverage`` and ``entropy`` (``emtool.select``, 2J = 8 descriptors),
+- ``coverage``, ``farthest`` and ``entropy`` (``emtool.select``, 2J = 8 descriptors),
 - ``random`` with seeds 0..SEEDS-1,
 - QUESTS' ``fps`` and ``msc`` (its own descriptors and defaults; needs ``pip install quests``,
   which is not a dependency of emtool; skipped with a note when absent).
@@ -128,7 +128,7 @@ def selections(args, pool_path, budget):
     found = {}
     described = cached(args.out / f"select_desc_{args.pool}.npz",
                        lambda: atom_rows(pool_path, SELECT_PARAMS))
-    for method in ("coverage", "entropy"):
+    for method in ("coverage", "farthest", "entropy"):
         def run(method=method):
             start = time.perf_counter()
             sel = select_rows(described["b"], described["offsets"], budget, method)

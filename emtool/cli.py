@@ -721,18 +721,20 @@ def compare(reference, others, twojmax, rcutfac, components, outdir, as_json, wo
 @click.option("-n", "count", type=int, required=True, help="Number of configurations to pick.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Dataset file (HDF5) for the picked configurations.")
-@click.option("--method", type=click.Choice(["coverage", "entropy", "random"]),
+@click.option("--method", type=click.Choice(["coverage", "farthest", "entropy", "random"]),
               default="coverage", show_default=True,
-              help="coverage: the configuration whose environments lie farthest from everything "
-                   "held (mean distance); entropy: the one that adds the most descriptor "
-                   "entropy (mean log distance); random: the baseline (docs/select.md).")
+              help="coverage: the configuration that most lowers the summed distance of the "
+                   "pool's environments to the training set; farthest: the one whose "
+                   "environments lie farthest from it; entropy: the one that adds the most "
+                   "descriptor entropy; random: the baseline (docs/select.md).")
 @click.option("--existing", multiple=True, type=click.Path(dir_okay=False),
               help="A training set already held (dataset file; repeatable): its environments "
                    "count as covered.")
 @click.option("--twojmax", type=int, default=8, show_default=True,
               help="2J of the bispectrum descriptors (D = 5, 14, 30, 55 for 2, 4, 6, 8).")
 @click.option("--rcutfac", type=float, default=4.73, show_default=True, help="Cutoff, Å.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --method random.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of --method random and of the environment sample of coverage.")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Worker processes for the descriptors.")
 @click.option("--scheduler", metavar="ADDRESS", help="Dask scheduler address (descriptors).")
@@ -763,7 +765,7 @@ def select_(pool, count, output, method, existing, twojmax, rcutfac, seed, worke
     click.echo(f"{output}: {count} of {summary['pool_configurations']} configurations of {pool} "
                f"({method}) in {summary['seconds']:.1f} s"
                + (f"; pool environments' distance to the training set: median "
-                  f"{reach['q50']:.3g}, max {reach['q100']:.3g} (standardized units)"
+                  f"{reach['q50']:.3g}, max {reach['q100']:.3g} (standardized units, a sample)"
                   if reach else ""))
 
 

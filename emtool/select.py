@@ -1,34 +1,39 @@
-"""Which configurations deserve DFT: greedy selection by the novelty of their environments.
+"""Which configurations deserve DFT: greedy selection by the environments they bring.
 
 A user who can afford N DFT calculations picks N configurations of a generated pool
 (``select_dataset``, ``emtool select``; docs/select.md). The scoring works on atomic
 environments (rows of per-atom bispectrum descriptors), the picks are configurations.
 
 Every descriptor row is standardized by the pool's per-component mean and standard
-deviation (each direction of descriptor space counts equally, as in the generator). For each
-environment e of the pool the selection keeps
+deviation (each direction of descriptor space counts equally, as in the generator); the
+"training set" below is the existing sets plus the configurations picked so far. Methods
+(``METHODS``), each greedy (the best score is picked, ties to the lowest pool position):
 
-    d_e     = distance to the nearest environment of the existing training sets and of the
-              configurations selected so far (inf while there is none),
-    w_e     = distance to the nearest other environment of e's own configuration,
-    delta_e = min(d_e, w_e),
+- ``coverage`` (default): facility location. For a sample of ``COVERAGE_SAMPLE`` pool
+  environments e (``default_rng(seed)``; all of them in smaller pools) with distance r_e
+  to the training set, pick the configuration c that lowers sum_e r_e the most,
+  gain(c) = sum_e max(0, r_e - d(e, c)), d(e, c) the distance from e to c's nearest
+  environment. It places the training set where the pool's environments are, densely
+  where they are dense, so the typical environment has a close training neighbor.
+  With no existing set r_e starts at a common large value: the first pick is the
+  configuration nearest to all (a medoid).
+- ``farthest``: farthest-point sampling on configurations. With d_e the distance of pool
+  environment e to the training set and w_e the distance to the nearest other environment of
+  e's own configuration, delta_e = min(d_e, w_e) is e's distance to everything the training
+  set would hold with e's configuration in it; score(c) = mean of delta_e over c. Fills the
+  largest gaps first, outliers included.
+- ``entropy``: score(c) = mean of ln max(delta_e, floor), the Kozachenko–Leonenko entropy
+  that c's environments add; the logarithm punishes any near-copy of a held environment.
+- ``random``: a uniformly random subset (``default_rng(seed)``), the baseline.
 
-so delta_e is e's distance to everything the training set would hold if e's configuration
-were picked next. Methods (``METHODS``):
-
-- ``coverage`` (default): score(c) = mean of delta_e over the environments e of c;
-  farthest-point sampling on configurations, which fills the largest gaps first;
-- ``entropy``: score(c) = mean of ln max(delta_e, floor), the Kozachenko–Leonenko
-  entropy that c's environments add; the logarithm punishes any near-copy of a held
-  environment, where ``coverage`` rewards far outliers;
-- ``random``: a uniformly random subset (``numpy.random.default_rng(seed)``), the baseline.
-
-Each greedy step picks the highest score (ties: the lowest position in the pool) and then
-lowers d_e of every pool environment to the picked configuration's environments: M x k x D
-work for M pool environments and a configuration of k atoms, done as float64 matrix
-products |p|^2 + |s|^2 - 2 p.s in blocks (rounding error ~1e-13 in standardized units^2,
-tested against direct differences). Distances to existing sets are exact
-(``emtool.nearest``). The result depends only on the inputs and the seed.
+``farthest`` and ``entropy`` keep d_e of every pool environment, lowered after each pick:
+M x k x D work for M pool environments and a picked configuration of k atoms. ``coverage``
+computes d(e, c) once for the sample and every configuration (S x M x D) and then costs
+S x n_pool per pick. Squared distances come from float64 matrix products
+|p|^2 + |s|^2 - 2 p.s in blocks (rounding ~1e-12 standardized units^2, tested against direct
+differences); distances to existing sets are exact (``emtool.nearest``). The result depends
+only on the inputs and the seed. Every method reports the final distance of the sample
+environments to the training set.
 """
 import logging
 import time
@@ -38,13 +43,18 @@ from typing import NamedTuple
 
 import numpy as np
 
-from emtool.kernels.select import nearest_within
+from emtool.kernels.select import coverage_gains, nearest_within
 from emtool.nearest import nearest_sq_distances
 from emtool.params import ParameterError
 
 LOG = logging.getLogger(__name__)
 
-METHODS = ("coverage", "entropy", "random")
+METHODS = ("coverage", "farthest", "entropy", "random")
+#: Pool environments whose distance to the training set the coverage rule sums (and every
+#: method reports).
+COVERAGE_SAMPLE = 4096
+#: Configurations per block of the coverage rule's distance table.
+CONFIG_BLOCK = 256
 #: Floor of delta in the entropy score (standardized units): two identical environments
 #: add ln(floor) instead of minus infinity.
 ENTROPY_FLOOR = 1e-3
@@ -59,13 +69,15 @@ class Selection(NamedTuple):
     """Result of ``select_rows``.
 
     positions : (n,) int64 positions of the picked configurations in the pool, in pick order;
-    scores : (n,) float64 score of each pick when it was made (method's units; NaN for random);
-    distances : (M,) float64 final d_e of every pool environment (standardized units; inf
-        where nothing was selected or existing).
+    scores : (n,) float64 score of each pick when it was made (the method's units: summed
+        distance gain, mean distance or mean log distance; NaN for random);
+    sample : (S,) int64 rows of the pool environments in the sample;
+    distances : (S,) float64 their final distance to the training set (standardized units).
     """
 
     positions: np.ndarray
     scores: np.ndarray
+    sample: np.ndarray
     distances: np.ndarray
 
 
@@ -93,13 +105,14 @@ def _lower(distances2, points, norms2, new):
 
 
 def select_rows(descriptors, offsets, n, method="coverage", existing=None, seed=0,
-                floor=ENTROPY_FLOOR, progress=None):
+                floor=ENTROPY_FLOOR, sample=COVERAGE_SAMPLE, progress=None):
     """Pick ``n`` configurations of a pool (see the module docstring).
 
     descriptors : (M, D) per-atom rows of the pool, configuration c in rows
         ``offsets[c]:offsets[c + 1]`` (``offsets`` (n_pool + 1,) int); existing : (E, D) rows
-        of the training sets already held, or None; seed : for ``random``; floor : of the
-        entropy score; progress : callable(done, total) after each pick.
+        of the training sets already held, or None; seed : of ``random`` and of the sample;
+        floor : of the entropy score; sample : environments in the sample;
+        progress : callable(done, total) after each pick.
     Returns a ``Selection``.
     """
     offsets = np.asarray(offsets, dtype=np.int64)
@@ -115,27 +128,56 @@ def select_rows(descriptors, offsets, n, method="coverage", existing=None, seed=
         raise ParameterError(f"the entropy floor must be > 0, got {floor}")
     existing = None if existing is None or len(existing) == 0 else existing
     points, *rest = standardize(descriptors, *([] if existing is None else [existing]))
-    if existing is None:
-        distances2 = np.full(len(points), np.inf)
-    else:
-        distances2 = nearest_sq_distances(rest[0], points)
-    norms2 = np.einsum("ij,ij->i", points, points)
-    if method == "random":
-        order = np.random.default_rng(seed).permutation(n_pool)[:n].astype(np.int64)
-        for k in range(n):
-            _lower(distances2, points, norms2, points[offsets[order[k]]:offsets[order[k] + 1]])
-            if progress:
-                progress(k + 1, n)
-        return Selection(order, np.full(n, np.nan), np.sqrt(distances2))
-    within2 = nearest_within(points, offsets)
-    sizes = np.diff(offsets)
-    starts = offsets[:-1]
-    picked = np.zeros(n_pool, bool)
-    positions, scores = np.zeros(n, np.int64), np.zeros(n)
+    held = rest[0] if rest else None
+    rng = np.random.default_rng(seed)
+    rows = (np.arange(len(points)) if sample >= len(points)
+            else np.sort(rng.choice(len(points), sample, replace=False)))
     started = time.perf_counter()
+
+    def report(k):
+        if progress:
+            progress(k + 1, n)
+        if (k + 1) % max(1, n // 10) == 0:
+            LOG.info("select %s: %d of %d picked (%.1f s)", method, k + 1, n,
+                     time.perf_counter() - started)
+
+    if method == "random":
+        positions = np.random.default_rng(seed).permutation(n_pool)[:n].astype(np.int64)
+        reach2 = _initial(points[rows], held)
+        for k in range(n):
+            _lower(reach2, points[rows], _norms(points[rows]),
+                   _rows_of(points, offsets, positions[k]))
+            report(k)
+        return Selection(positions, np.full(n, np.nan), rows, np.sqrt(reach2))
+    if method == "coverage":
+        return _coverage(points, offsets, n, held, rows, report)
+    return _novelty(points, offsets, n, method, held, rows, floor, report)
+
+
+def _rows_of(points, offsets, c):
+    return points[offsets[c]:offsets[c + 1]]
+
+
+def _norms(x):
+    return np.einsum("ij,ij->i", x, x)
+
+
+def _initial(points, held):
+    """Squared distance of each row of ``points`` to the nearest held row (inf: none)."""
+    return np.full(len(points), np.inf) if held is None else nearest_sq_distances(held, points)
+
+
+def _novelty(points, offsets, n, method, held, rows, floor, report):
+    """The ``farthest`` and ``entropy`` rules."""
+    distances2 = _initial(points, held)
+    norms2 = _norms(points)
+    within2 = nearest_within(points, offsets)
+    sizes, starts = np.diff(offsets), offsets[:-1]
+    picked = np.zeros(len(sizes), bool)
+    positions, scores = np.zeros(n, np.int64), np.zeros(n)
     for k in range(n):
         delta = np.sqrt(np.minimum(distances2, within2))
-        values = delta if method == "coverage" else np.log(np.maximum(delta, floor))
+        values = delta if method == "farthest" else np.log(np.maximum(delta, floor))
         # inf (no neighbour anywhere: a one-atom configuration and nothing held yet) counts
         # as the largest finite value, so that the comparison stays well defined
         finite = values[np.isfinite(values)]
@@ -145,13 +187,37 @@ def select_rows(descriptors, offsets, n, method="coverage", existing=None, seed=
         best = int(np.argmax(score))
         positions[k], scores[k] = best, score[best]
         picked[best] = True
-        _lower(distances2, points, norms2, points[offsets[best]:offsets[best + 1]])
-        if progress:
-            progress(k + 1, n)
-        if (k + 1) % max(1, n // 10) == 0:
-            LOG.info("select %s: %d of %d picked (%.1f s)", method, k + 1, n,
-                     time.perf_counter() - started)
-    return Selection(positions, scores, np.sqrt(distances2))
+        _lower(distances2, points, norms2, _rows_of(points, offsets, best))
+        report(k)
+    return Selection(positions, scores, rows, np.sqrt(distances2[rows]))
+
+
+def _coverage(points, offsets, n, held, rows, report):
+    """The ``coverage`` (facility-location) rule on the sample environments ``rows``."""
+    sample = points[rows]
+    sample_norms2 = _norms(sample)
+    n_pool = len(offsets) - 1
+    table = np.empty((n_pool, len(sample)))          # table[c, e] = d(e, c)
+    for c0 in range(0, n_pool, CONFIG_BLOCK):
+        c1 = min(c0 + CONFIG_BLOCK, n_pool)
+        block = points[offsets[c0]:offsets[c1]]
+        d2 = sample_norms2[:, None] + _norms(block)[None, :] - 2.0 * (sample @ block.T)
+        table[c0:c1] = np.sqrt(np.maximum(
+            np.minimum.reduceat(d2, offsets[c0:c1] - offsets[c0], axis=1), 0.0)).T
+    # with nothing held, a common value above every distance: the first gain is then largest
+    # for the configuration nearest to all sample environments
+    reach = (np.sqrt(_initial(sample, held)) if held is not None
+             else np.full(len(sample), 2.0 * table.max() + 1.0))
+    picked = np.zeros(n_pool, bool)
+    positions, scores = np.zeros(n, np.int64), np.zeros(n)
+    for k in range(n):
+        gains = coverage_gains(reach, table, picked)
+        best = int(np.argmax(gains))
+        positions[k], scores[k] = best, gains[best]
+        picked[best] = True
+        np.minimum(reach, table[best], out=reach)
+        report(k)
+    return Selection(positions, scores, rows, reach)
 
 
 def _quantiles(distances):
@@ -170,8 +236,8 @@ def select_dataset(pool, n, output, method="coverage", existing=(), params=None,
     scheduler : processes / Dask address for the descriptors. Each written configuration
     keeps its pool ``index`` and info and gains ``source_index`` (= that index),
     ``selection_rank`` (0 = first pick) and ``selection_score``; the dataset's parameters
-    record the method, the inputs and the distribution of the pool environments' final
-    distance to the training set. Returns a summary dict.
+    record the method, the inputs and the quantiles of the final distance of the sample of
+    pool environments to the training set (``pool_distances``). Returns a summary dict.
     """
     from emtool.compare import dataset_descriptors
     from emtool.dataset import (DatasetError, dataset_info, provenance_record, read_arrays,
@@ -211,7 +277,8 @@ def select_dataset(pool, n, output, method="coverage", existing=(), params=None,
     settings = dict(method=method, n=int(n), seed=int(seed), pool=str(pool),
                     pool_configurations=int(pool_info["configs"]),
                     existing=[str(p) for p in existing], descriptors=asdict(params),
-                    entropy_floor=ENTROPY_FLOOR, pool_distances=distances)
+                    entropy_floor=ENTROPY_FLOOR, sample=COVERAGE_SAMPLE,
+                    pool_distances=distances)
     write_dataset(output, images, parameters=settings,
                   provenance=pool_info["provenance"] + [provenance_record("select", settings)])
     return dict(settings, output=str(output), seconds=time.perf_counter() - started)

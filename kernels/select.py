@@ -1,4 +1,5 @@
-"""Distances inside configurations, for the selection of configurations (emtool.select)."""
+"""Kernels of the selection of configurations (emtool.select): distances inside
+configurations and the gains of the coverage (facility-location) rule."""
 import numba
 import numpy as np
 
@@ -18,3 +19,22 @@ def nearest_within(points, offsets):
             _, dist2 = nearest_neighbors(points[a:b])
             d2[a:b] = dist2
     return d2
+
+
+@jit(parallel=True)
+def coverage_gains(reach, dist, picked):
+    """gain[c] = sum_e max(0, reach[e] - dist[c, e]) for every configuration c not ``picked``
+    (-inf for picked ones): how much c would lower the summed distance of the sample
+    environments e to the training set. reach (S,), dist (n, S) distance of each sample
+    environment to the nearest environment of c, picked (n,) bool. Returns (n,) float64."""
+    n, s = dist.shape
+    gains = np.full(n, -np.inf)
+    for c in numba.prange(n):
+        if not picked[c]:
+            total = 0.0
+            for e in range(s):
+                d = reach[e] - dist[c, e]
+                if d > 0.0:
+                    total += d
+            gains[c] = total
+    return gains

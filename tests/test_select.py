@@ -64,7 +64,7 @@ def greedy_by_hand(points, offsets, n, method, existing=None, floor=1e-3):
             inner = brute_sq(rows, rows)
             np.fill_diagonal(inner, np.inf)
             delta = np.minimum(d_held, np.sqrt(inner.min(axis=1)))
-            values = delta if method == "coverage" else np.log(np.maximum(delta, floor))
+            values = delta if method == "farthest" else np.log(np.maximum(delta, floor))
             scores[c] = values.mean()
         best = int(np.argmax(scores))
         picks.append(best)
@@ -72,7 +72,49 @@ def greedy_by_hand(points, offsets, n, method, existing=None, floor=1e-3):
     return picks
 
 
-@pytest.mark.parametrize("method", ["coverage", "entropy"])
+def coverage_by_hand(points, offsets, n, existing=None):
+    """The facility-location rule with every environment in the sample, brute force."""
+    z, *rest = standardize(points, *([] if existing is None else [existing]))
+    nconf = len(offsets) - 1
+    table = np.array([np.sqrt(brute_sq(z, z[offsets[c]:offsets[c + 1]]).min(axis=1))
+                      for c in range(nconf)])
+    reach = (np.sqrt(brute_sq(z, rest[0]).min(axis=1)) if existing is not None
+             else np.full(len(z), 2 * table.max() + 1))
+    picks = []
+    for _ in range(n):
+        gains = [-np.inf if c in picks else np.maximum(reach - table[c], 0).sum()
+                 for c in range(nconf)]
+        picks.append(int(np.argmax(gains)))
+        reach = np.minimum(reach, table[picks[-1]])
+    return picks, reach
+
+
+@pytest.mark.parametrize("with_existing", [False, True])
+def test_coverage_picks_follow_the_facility_location_rule(with_existing):
+    points, offsets = blocks(6, [6, 4, 8, 5, 7, 3, 6, 5, 4, 6])
+    existing = blocks(7, [9])[0] * 0.5 if with_existing else None
+    selection = select_rows(points, offsets, 6, "coverage", existing)
+    picks, reach = coverage_by_hand(points, offsets, 6, existing)
+    assert selection.positions.tolist() == picks
+    assert np.allclose(selection.distances, reach, atol=1e-6)
+    assert len(selection.sample) == len(points)              # small pool: every environment
+    assert np.all(np.diff(selection.scores[1:]) <= 1e-9)      # gains never rise
+    if not with_existing:                                     # first pick: the medoid
+        z = standardize(points)[0]
+        total = [np.sqrt(brute_sq(z, z[a:b]).min(axis=1)).sum()
+                 for a, b in zip(offsets[:-1], offsets[1:])]
+        assert picks[0] == int(np.argmin(total))
+
+
+def test_coverage_sample_is_seeded_and_bounded():
+    points, offsets = blocks(8, [10] * 30)
+    a = select_rows(points, offsets, 4, "coverage", seed=1, sample=50)
+    b = select_rows(points, offsets, 4, "coverage", seed=1, sample=50)
+    assert a.positions.tolist() == b.positions.tolist() and len(a.sample) == 50
+    assert a.sample.tolist() == sorted(set(a.sample.tolist()))
+
+
+@pytest.mark.parametrize("method", ["farthest", "entropy"])
 @pytest.mark.parametrize("with_existing", [False, True])
 def test_greedy_picks_follow_the_documented_rule(method, with_existing):
     points, offsets = blocks(2, [6, 4, 8, 5, 7, 3, 6, 5])
@@ -89,7 +131,8 @@ def test_random_is_a_seeded_permutation_and_records_the_final_distances():
     assert select_rows(points, offsets, 6, "random", seed=4).positions.tolist() != a.positions.tolist()
     z = standardize(points)[0]
     chosen = np.vstack([z[offsets[c]:offsets[c + 1]] for c in a.positions])
-    assert np.allclose(a.distances ** 2, brute_sq(z, chosen).min(axis=1), rtol=0, atol=1e-9)
+    assert np.allclose(a.distances ** 2, brute_sq(z[a.sample], chosen).min(axis=1), rtol=0,
+                       atol=1e-9)
 
 
 def test_bad_arguments_are_parameter_errors():
@@ -120,7 +163,7 @@ def pool_files(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("method", ["coverage", "entropy"])
+@pytest.mark.parametrize("method", ["coverage", "farthest", "entropy"])
 def test_a_configuration_unlike_the_existing_set_beats_a_near_copy_of_it(pool_files, tmp_path, method):
     out = tmp_path / "picked.h5"
     select_dataset(pool_files / "pool.h5", 5, out, method, [pool_files / "held.h5"])
