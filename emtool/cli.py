@@ -30,6 +30,17 @@ def user_errors(command):
     return wrapper
 
 
+def check_output(output, overwrite, inputs=()):
+    """The output policy: an output never replaces an input, and replaces an existing file
+    only with --overwrite (the file itself is then written atomically by the library)."""
+    out = Path(output)
+    for path in inputs:
+        if path and Path(path).exists() and out.exists() and out.resolve() == Path(path).resolve():
+            raise CliError(f"{output}: the output would replace the input {path}")
+    if out.exists() and not overwrite:
+        raise CliError(f"{output} exists; pass --overwrite to replace it")
+
+
 @click.group(context_settings=dict(help_option_names=["-h", "--help"]))
 @click.version_option(package_name="emtool")
 @click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
@@ -91,9 +102,10 @@ def params_from_options(snapparam, twojmax, rcutfac, rfac0, rmin0, switchflag, b
 @click.option("--derivatives", is_flag=True,
               help="Also store dB/dr: per-atom gradients of the summed descriptors (per Å) and "
                    "their strain derivatives (virial, per configuration).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @snap_options
 @user_errors
-def descriptors(structures, output, index, derivatives, **snap):
+def descriptors(structures, output, index, derivatives, overwrite, **snap):
     """Bispectrum components B (LAMMPS compute sna/atom columns) of STRUCTURES.
 
     STRUCTURES are emtool datasets (.h5) or files ASE reads (extxyz, POSCAR, LAMMPS data,
@@ -102,6 +114,7 @@ def descriptors(structures, output, index, derivatives, **snap):
     --derivatives, dBdr (n_atoms_total, D, 3) and virial (n_configs, D, 3, 3).
     """
     from emtool.workflows import compute_descriptors, read_structures
+    check_output(output, overwrite, structures)
     params = params_from_options(**snap)
     images = read_structures(structures, index)
     path = compute_descriptors(images, params, output, derivatives=derivatives)
@@ -403,16 +416,18 @@ MODELS = ["linear", "quadratic"] + [f"nn:{name}" for name in ARCHITECTURES]
                    "energy-only network fit.")
 @click.option("--threads", type=int, default=1, show_default=True,
               help="PyTorch threads training a network (1 is fastest for small networks).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @user_errors
 def fit(train, output, model, twojmax, rcutfac, energy_weight, force_weight, stress_weight, zbl,
         ridge, validation, validation_groups, seed, fitsnap_input, workers, activation, epochs,
-        batch_size, learning_rate, split, descriptors, threads):
+        batch_size, learning_rate, split, descriptors, threads, overwrite):
     """Fit a linear or quadratic SNAP potential (least squares) or train a neural network
     (PyTorch, the paper's protocol; needs the nn extra) on the labeled configurations of TRAIN.
     A network job writes OUTPUT.checkpoint.pt as it goes; rerunning the same command resumes.
     """
     from emtool.fit import GroupWeights, UniformWeights, fit_dataset
     from emtool.snapfiles import ZBLSpec
+    check_output(output, overwrite, (train, fitsnap_input, descriptors))
     params = SnapParams(twojmax=twojmax, rcutfac=rcutfac, bzeroflag=0)
     spec = ZBLSpec(zbl[1], zbl[2], (zbl[0],)) if zbl else None
     groups = tuple(g for g in validation_groups.split(",") if g)
@@ -750,8 +765,7 @@ def select_(pool, count, output, method, existing, twojmax, rcutfac, seed, worke
     from emtool.select import select_dataset
     if workers < 1:
         raise CliError(f"--workers must be >= 1, got {workers}")
-    if Path(output).exists() and not overwrite:
-        raise CliError(f"{output} exists; pass --overwrite to replace it")
+    check_output(output, overwrite, (pool, *existing))
     progress = _LazyProgress("select")
     try:
         summary = select_dataset(pool, count, output, method, existing,

@@ -175,6 +175,13 @@ def test_fit_network_from_descriptor_file_and_bad_input(tmp_path):
     common = ["fit", tmp_path / "d.h5", "-o", tmp_path / "m.json", "--epochs", "2"]
     ok = run(*common, "--model", "nn:A1", "--twojmax", "4", "--descriptors", tmp_path / "b4.npz")
     assert ok.exit_code == 0, ok.output
+    model = (tmp_path / "m.json").read_bytes()
+    again = run(*common, "--model", "nn:A1", "--twojmax", "4")
+    assert again.exit_code == 2 and "exists; pass --overwrite" in again.output
+    bad = run(*common, "-o", tmp_path / "d.h5", "--overwrite")
+    assert bad.exit_code == 2 and "would replace the input" in bad.output
+    assert (tmp_path / "m.json").read_bytes() == model
+    common.append("--overwrite")
     bad = run(*common, "--model", "nn:A1", "--twojmax", "6", "--descriptors", tmp_path / "b4.npz")
     assert bad.exit_code == 2 and "twojmax 4, but the fit uses twojmax 6" in bad.output
     bad = run(*common, "--model", "nn:C7")
