@@ -585,15 +585,19 @@ md_seed_option = click.option("--seed", type=int, default=0, show_default=True,
 @click.option("--trajectory", type=click.Path(dir_okay=False),
               help="All sampled frames of every run, .traj or .extxyz.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")
+@click.option("--overwrite", is_flag=True, help="Replace existing --plot / --trajectory files.")
 @user_errors
 def nve(potential, timesteps, temperature, duration, samples, equilibration, seed, structure,
-        plot, trajectory, as_json):
+        plot, trajectory, as_json, overwrite):
     """Energy conservation (paper Eq. 2, Fig. 5): equilibrate with the CSVR thermostat, then
     NVE from that same state at each timestep; ΔH(δt) table and log-log slope (δt <= 4 fs)."""
     import json
     from emtool.calculators import load_potential
     from emtool.md import (MDError, NVEProtocol, energy_conservation, format_table,
                            plot_energy_conservation)
+    for path in (plot, trajectory):
+        if path:
+            check_output(path, overwrite, (structure, potential))
     try:
         steps = tuple(float(t) for t in timesteps.split(","))
     except ValueError:
@@ -641,14 +645,18 @@ def nve(potential, timesteps, temperature, duration, samples, equilibration, see
 @click.option("--trajectory", type=click.Path(dir_okay=False), help=".traj or .extxyz file.")
 @click.option("--trajectory-every", type=int, default=100, show_default=True,
               help="Steps between trajectory frames.")
+@click.option("--overwrite", is_flag=True, help="Replace existing --log / --trajectory files.")
 @user_errors
 def md(structure, potential, ensemble, timestep, steps, temperature, tau, seed, thermo_every,
-       log_path, trajectory, trajectory_every):
+       log_path, trajectory, trajectory_every, overwrite):
     """Molecular dynamics of STRUCTURE (any ASE format; velocities are kept if it has them):
     velocity Verlet (NVE) or with the CSVR thermostat (NVT). Thermo columns: step, time (fs),
     potential, kinetic and total energy (eV), temperature (K), conserved quantity (eV)."""
     from emtool.calculators import load_potential
     from emtool.md import MDError, run_md
+    for path in (log_path, trajectory):
+        if path:
+            check_output(path, overwrite, (structure, potential))
     model = load_potential(potential)
     atoms = _read_structure(structure)
     out = None

@@ -375,18 +375,26 @@ def test_nve_command_table(tmp_path):
     (["md", "{structure}", "--ensemble", "nvt", "--steps", "2"], "NVT needs a temperature"),
     (["nve", "--potential", "{foreign}"], "not an emtool model file"),
     (["md", "{structure}", "--potential", "{foreign}"], "not an emtool model file"),
+    (["md", "{structure}", "--trajectory", "{kept}"], "exists; pass --overwrite"),
+    (["md", "{structure}", "--log", "{kept}"], "exists; pass --overwrite"),
+    (["md", "{structure}", "--trajectory", "{structure}", "--overwrite"], "replace the input"),
+    (["nve", "--plot", "{kept}"], "exists; pass --overwrite"),
+    (["nve", "--trajectory", "{kept}"], "exists; pass --overwrite"),
 ])
 def test_bad_input_on_the_command_line(tmp_path, args, message):
     write(tmp_path / "s.extxyz", bcc_tungsten())
     write(tmp_path / "o.extxyz", Atoms("W2", positions=[[0, 0, 0], [0, 0, 0.2]], cell=[5, 5, 5],
                                        pbc=True))
     (tmp_path / "m.json").write_text(json.dumps({"format": "fitsnap", "coefficients": [1, 2]}))
+    (tmp_path / "kept.extxyz").write_text("keep me")
     paths = dict(structure=tmp_path / "s.extxyz", overlap=tmp_path / "o.extxyz",
-                 foreign=tmp_path / "m.json")
+                 foreign=tmp_path / "m.json", kept=tmp_path / "kept.extxyz")
+    before = {p: p.read_bytes() for p in tmp_path.iterdir()}
     result = CliRunner().invoke(main, [a.format(**paths) for a in args])
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert {p: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 def test_md_command_restarts_exactly_from_its_trajectory(tmp_path):
