@@ -252,9 +252,11 @@ def info(path, as_json):
 @click.option("--relabel", is_flag=True, help="Label every configuration, also labeled ones.")
 @click.option("--retry-failed", is_flag=True,
               help="Also retry configurations whose earlier calculation failed.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing OUTPUT (another file than DATASET).")
 @user_errors
 def label(dataset, output, potential, calc_args, command, timeout, workers, scheduler, relabel,
-          retry_failed):
+          retry_failed, overwrite):
     """Compute reference energies, forces and stress for the configurations of DATASET.
 
     Takes the configurations without labels (and without a recorded failure). Interrupt any
@@ -264,6 +266,9 @@ def label(dataset, output, potential, calc_args, command, timeout, workers, sche
     """
     from emtool.dataset import DatasetError
     from emtool.label import label_dataset, labeler_from_options
+    if output and not (Path(output).exists() and Path(dataset).exists()
+                       and Path(output).resolve() == Path(dataset).resolve()):
+        check_output(output, overwrite)       # -o DATASET is the in-place default
     spec = labeler_from_options(potential, calc_args, command, timeout)
     progress = _LazyProgress("label")  # opens on the first result: input errors stay one line
     try:

@@ -10,6 +10,7 @@ import pytest
 from ase.calculators.lj import LennardJones
 from click.testing import CliRunner
 
+from conftest import displaced_bcc
 from emtool import read_dataset, write_dataset
 from emtool.cli import main
 from emtool.dataset import dataset_info, read_arrays
@@ -105,6 +106,19 @@ def test_nan_labeler_is_a_clear_failure(unlabeled):
     assert result.exit_code == 1
     assert "configuration 0" in result.output and "non-finite" in result.output
     assert len(read_dataset(unlabeled)) == 8
+
+
+def test_an_existing_output_is_kept_unless_overwrite(unlabeled, tmp_path):
+    keep = tmp_path / "keep.h5"
+    write_dataset(keep, [displaced_bcc(k) for k in range(3)])
+    before = keep.read_bytes()
+    result = CliRunner().invoke(main, ["label", str(unlabeled), "-o", str(keep)])
+    assert result.exit_code == 2 and "exists; pass --overwrite" in result.output
+    assert keep.read_bytes() == before
+    same = CliRunner().invoke(main, ["label", str(unlabeled), "-o", str(unlabeled)])
+    assert same.exit_code == 0, same.output                  # -o DATASET: in place
+    replaced = CliRunner().invoke(main, ["label", str(unlabeled), "-o", str(keep), "--overwrite"])
+    assert replaced.exit_code == 0 and len(read_dataset(keep)) == 8
 
 
 def test_kill_and_resume(unlabeled, tmp_path):
