@@ -30,6 +30,13 @@ def user_errors(command):
     return wrapper
 
 
+def _at_least_one(ctx, param, value):
+    """The one rule for --workers: an integer >= 1 (1: run in this process)."""
+    if value < 1:
+        raise CliError(f"--workers must be >= 1, got {value}")
+    return value
+
+
 def check_output(output, overwrite, inputs=()):
     """The output policy: an output never replaces an input, and replaces an existing file
     only with --overwrite (the file itself is then written atomically by the library)."""
@@ -127,7 +134,8 @@ def descriptors(structures, output, index, derivatives, overwrite, **snap):
               type=click.Path(file_okay=False), help="Folder for the results and the report.")
 @click.option("-n", "count", type=int, default=48, show_default=True,
               help="Configurations to generate.")
-@click.option("--workers", type=int, default=1, show_default=True, help="Local worker processes.")
+@click.option("--workers", type=int, default=1, show_default=True, callback=_at_least_one,
+              help="Local worker processes.")
 @click.option("--epochs", type=int, default=300, show_default=True,
               help="Training epochs of the network.")
 @user_errors
@@ -150,7 +158,7 @@ def run(output, count, workers, epochs):
               help="Dataset file (HDF5). An existing file of the same job is resumed/extended.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Global seed; configuration k is a pure function of (seed, k).")
-@click.option("--workers", type=int, default=1, show_default=True,
+@click.option("--workers", type=int, default=1, show_default=True, callback=_at_least_one,
               help="Local worker processes (one Numba thread each).")
 @click.option("--scheduler", metavar="ADDRESS",
               help="Run on a Dask cluster (e.g. tcp://host:8786) instead of local workers; "
@@ -186,8 +194,6 @@ def generate(count, output, seed, workers, scheduler, element, atomic_volume, vo
     """
     from emtool.generate import GeneratorParams, generate_dataset
     from emtool.dataset import DatasetError
-    if workers < 1:
-        raise CliError(f"--workers must be >= 1, got {workers}")
     defaults = GeneratorParams()
     volumes = (tuple(v / atomic_volume for v in volume_range) if volume_range
                else defaults.box_volumes)
@@ -247,7 +253,8 @@ def info(path, as_json):
                    "{output} (file read back: energy, forces, stress), {dir}, {index}; write "
                    "literal braces as {{ and }}.")
 @click.option("--timeout", type=float, help="Seconds allowed per configuration (--command).")
-@click.option("--workers", type=int, default=1, show_default=True, help="Local worker processes.")
+@click.option("--workers", type=int, default=1, show_default=True, callback=_at_least_one,
+              help="Local worker processes.")
 @click.option("--scheduler", metavar="ADDRESS", help="Dask scheduler address.")
 @click.option("--relabel", is_flag=True, help="Label every configuration, also labeled ones.")
 @click.option("--retry-failed", is_flag=True,
@@ -403,7 +410,7 @@ MODELS = ["linear", "quadratic"] + [f"nn:{name}" for name in ARCHITECTURES]
 @click.option("--fitsnap-input", type=click.Path(dir_okay=False),
               help="Take descriptor settings, group weights and the reference potential from a "
                    "FitSNAP input file (overrides the options above; SNAP).")
-@click.option("--workers", type=int, default=1, show_default=True,
+@click.option("--workers", type=int, default=1, show_default=True, callback=_at_least_one,
               help="Worker processes building the rows/descriptors (one Numba thread each).")
 @click.option("--activation", type=click.Choice(list(ACTIVATIONS)), default="softplus",
               show_default=True, help="Hidden-layer activation of a network (LAMMPS export: not "
@@ -485,7 +492,7 @@ def _fit_network(train, output, model, params, zbl, groups, energy_weight, force
               help="MODEL's training dataset: report how far DATA's configurations lie from it "
                    "in descriptor space and the rank correlation with the errors "
                    "(docs/compare.md, 'Coverage').")
-@click.option("--workers", type=int, default=1, show_default=True,
+@click.option("--workers", type=int, default=1, show_default=True, callback=_at_least_one,
               help="Worker processes for the descriptors of --coverage.")
 @user_errors
 def evaluate(model, data, as_json, plots, train, workers):
@@ -496,8 +503,6 @@ def evaluate(model, data, as_json, plots, train, workers):
     from emtool.calculators import load_potential
     from emtool.evaluate import evaluate_images, plot_errors
     from emtool.dataset import DatasetError, read_dataset
-    if workers < 1:
-        raise CliError(f"--workers must be >= 1, got {workers}")
     potential = load_potential(model)
     images = read_dataset(data)
     result = dict(evaluate_images(potential, images), ndof=getattr(potential, "ndof", None))
@@ -702,7 +707,7 @@ def md(structure, potential, ensemble, timestep, steps, temperature, tau, seed, 
 @click.option("-o", "--output", "outdir", default="compare-out", show_default=True,
               type=click.Path(file_okay=False), help="Folder for compare.md, compare.json, PNGs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@click.option("--workers", type=int, default=1, show_default=True,
+@click.option("--workers", type=int, default=1, show_default=True, callback=_at_least_one,
               help="Worker processes for the descriptors.")
 @click.option("--max-environments", type=int, default=100_000, show_default=True,
               help="Environments per set in the nearest-neighbor analyses (entropy, coverage); "
@@ -723,8 +728,6 @@ def compare(reference, others, twojmax, rcutfac, components, outdir, as_json, wo
     from emtool.compare import compare_datasets
     from emtool.compare_report import write_report
     from emtool.dataset import DatasetError
-    if workers < 1:
-        raise CliError(f"--workers must be >= 1, got {workers}")
     try:
         columns = [int(c) for c in components.split(",") if c.strip()]
     except ValueError:
@@ -763,7 +766,7 @@ def compare(reference, others, twojmax, rcutfac, components, outdir, as_json, wo
 @click.option("--rcutfac", type=float, default=4.73, show_default=True, help="Cutoff, Å.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of --method random and of the environment sample of coverage.")
-@click.option("--workers", type=int, default=1, show_default=True,
+@click.option("--workers", type=int, default=1, show_default=True, callback=_at_least_one,
               help="Worker processes for the descriptors.")
 @click.option("--scheduler", metavar="ADDRESS", help="Dask scheduler address (descriptors).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
@@ -776,8 +779,6 @@ def select_(pool, count, output, method, existing, twojmax, rcutfac, seed, worke
     configuration keeps its pool index and gains selection_rank and selection_score."""
     from emtool.dataset import DatasetError
     from emtool.select import select_dataset
-    if workers < 1:
-        raise CliError(f"--workers must be >= 1, got {workers}")
     check_output(output, overwrite, (pool, *existing))
     progress = _LazyProgress("select")
     try:

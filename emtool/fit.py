@@ -28,6 +28,12 @@ class GroupWeights:
     force: float = 1.0
     stress: float = 0.0
 
+    def __post_init__(self):
+        values = (self.energy, self.force, self.stress)
+        if not all(np.isfinite(v) and v >= 0 for v in values):
+            raise ParameterError(f"weights must be finite and >= 0, got energy {self.energy}, "
+                                 f"force {self.force}, stress {self.stress}")
+
 
 class UniformWeights(dict):
     """A {group: GroupWeights} mapping that gives the same weights to every group."""

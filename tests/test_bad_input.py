@@ -83,3 +83,30 @@ def test_cli_errors_are_one_line_exit_2(tmp_path):
                                   "--twojmax", "-1"])
     assert result.exit_code == 2 and "twojmax" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["fit", "{data}", "-o", "{out}", "--energy-weight", "-1"], "weights must be finite and >= 0"),
+    (["fit", "{data}", "-o", "{out}", "--stress-weight", "nan"], "weights must be finite and >= 0"),
+    (["fit", "{data}", "-o", "{out}", "--workers", "0"], "--workers must be >= 1"),
+    (["label", "{data}", "-o", "{out}", "--workers", "0"], "--workers must be >= 1"),
+    (["evaluate", "{data}", "{data}", "--workers", "-2"], "--workers must be >= 1"),
+    (["fit", "{data}", "-o", "{data}", "--overwrite"], "would replace the input"),
+    (["descriptors", "{data}", "-o", "{data}", "--overwrite"], "would replace the input"),
+    (["descriptors", "{data}", "-o", "{kept}"], "exists; pass --overwrite"),
+    (["fit", "{data}", "-o", "{kept}"], "exists; pass --overwrite"),
+])
+def test_cli_options_and_outputs_follow_one_policy(tmp_path, args, message):
+    from emtool import write_dataset
+    from ase.calculators.singlepoint import SinglePointCalculator
+    atoms = bulk("W", "bcc", a=3.1652, cubic=True).repeat(2)
+    atoms.calc = SinglePointCalculator(atoms, energy=-70.0, forces=np.zeros((16, 3)))
+    write_dataset(tmp_path / "d.h5", [atoms])
+    (tmp_path / "kept.json").write_text("keep me")
+    paths = dict(data=tmp_path / "d.h5", out=tmp_path / "o.json", kept=tmp_path / "kept.json")
+    before = {p: p.read_bytes() for p in tmp_path.iterdir()}
+    result = CliRunner().invoke(main, [a.format(**paths) for a in args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert {p: p.read_bytes() for p in tmp_path.iterdir()} == before
