@@ -600,7 +600,9 @@ md_seed_option = click.option("--seed", type=int, default=0, show_default=True,
 def nve(potential, timesteps, temperature, duration, samples, equilibration, seed, structure,
         plot, trajectory, as_json, overwrite):
     """Energy conservation (paper Eq. 2, Fig. 5): equilibrate with the CSVR thermostat, then
-    NVE from that same state at each timestep; ΔH(δt) table and log-log slope (δt <= 4 fs)."""
+    NVE from that same state at each timestep; ΔH(δt) table and log-log slope (δt <= 4 fs).
+    A run whose temperature exceeds 10x the larger of its start and 1000 K is marked diverged;
+    the exit code is then 1."""
     import json
     from emtool.calculators import load_potential
     from emtool.md import (MDError, NVEProtocol, energy_conservation, format_table,
@@ -629,11 +631,13 @@ def nve(potential, timesteps, temperature, duration, samples, equilibration, see
         result["plot"] = str(plot_energy_conservation(result, plot, label=potential))
     if as_json:
         click.echo(json.dumps(result, indent=1))
-        return
-    click.echo(f"{potential}: {result['natoms']} atoms equilibrated at {temperature:g} K "
-               f"(start {result['equilibrated_temperature']:.0f} K), NVE {duration:g} fs per "
-               f"timestep, {result['seconds']:.1f} s")
-    click.echo(format_table(result))
+    else:
+        click.echo(f"{potential}: {result['natoms']} atoms equilibrated at {temperature:g} K "
+                   f"(start {result['equilibrated_temperature']:.0f} K), NVE {duration:g} fs "
+                   f"per timestep, {result['seconds']:.1f} s")
+        click.echo(format_table(result))
+    if any(row["diverged"] for row in result["table"]):
+        sys.exit(1)
 
 
 @main.command()
@@ -661,7 +665,9 @@ def md(structure, potential, ensemble, timestep, steps, temperature, tau, seed, 
        log_path, trajectory, trajectory_every, overwrite):
     """Molecular dynamics of STRUCTURE (any ASE format; velocities are kept if it has them):
     velocity Verlet (NVE) or with the CSVR thermostat (NVT). Thermo columns: step, time (fs),
-    potential, kinetic and total energy (eV), temperature (K), conserved quantity (eV)."""
+    potential, kinetic and total energy (eV), temperature (K), conserved quantity (eV). The run
+    stops with an error when the temperature exceeds 10x the largest of its start, the NVT
+    target and 1000 K (diverged)."""
     from emtool.calculators import load_potential
     from emtool.md import MDError, run_md
     for path in (log_path, trajectory):

@@ -51,6 +51,12 @@ ERROR_BLOCKS = 10
 TRAJECTORY_FORMATS = {".traj": "traj", ".xyz": "extxyz", ".extxyz": "extxyz"}
 
 
+#: A run has diverged when its temperature exceeds this factor times the largest of its start
+#: temperature, its thermostat target and ``DIVERGENCE_FLOOR`` (K).
+DIVERGENCE_FACTOR = 10.0
+DIVERGENCE_FLOOR = 1000.0
+
+
 class MDError(RuntimeError):
     """The dynamics failed: the potential gave non-finite energy or forces."""
 
@@ -256,17 +262,32 @@ class CSVRThermostat:
                               reservoir=state.reservoir + kinetic - new_kinetic)
 
 
+def divergence_limit(system, state, thermostat=None):
+    """Temperature (K) above which a run counts as diverged: ``DIVERGENCE_FACTOR`` times the
+    largest of the start temperature, the thermostat's target and ``DIVERGENCE_FLOOR``."""
+    target = thermostat.temperature if thermostat is not None else 0.0
+    return DIVERGENCE_FACTOR * max(system.temperature(state.kinetic_energy), target,
+                                   DIVERGENCE_FLOOR)
+
+
 def run(system, state, timestep, steps, thermostat=None):
     """Yield ``(step, MDState)`` after each of ``steps`` steps of ``timestep`` fs (step = 1..).
 
     Velocity Verlet (NVE), followed by ``thermostat.apply`` each step when given (NVT).
+    Raises ``MDError`` when the temperature exceeds ``divergence_limit`` (the dynamics
+    diverged: timestep too large or atoms thrown together).
     """
     timestep = _positive("timestep", timestep, "fs")
     steps = _count("steps", steps, 0)
+    limit = divergence_limit(system, state, thermostat)
     for step in range(1, steps + 1):
         state = nve_step(system, state, timestep)
         if thermostat is not None:
             state = thermostat.apply(system, state, timestep)
+        temperature = system.temperature(state.kinetic_energy)
+        if not temperature <= limit:
+            raise MDError(f"the dynamics diverged at step {step} ({step * timestep:g} fs): "
+                          f"T = {temperature:.3g} K exceeds {limit:.3g} K (timestep too large?)")
         yield step, state
 
 

@@ -434,3 +434,16 @@ def test_md_command_nvt_log_file(tmp_path):
     table = np.loadtxt(tmp_path / "t.log")
     assert table.shape == (7, 7)
     assert np.all(table[:, 5] > 0)
+
+
+def test_diverging_runs_are_stopped_and_reported(tmp_path):
+    write(tmp_path / "s.extxyz", bcc_tungsten())
+    md = CliRunner().invoke(main, ["md", str(tmp_path / "s.extxyz"), "--timestep", "50",
+                                   "--temperature", "300", "--steps", "200"])
+    assert md.exit_code == 2 and "diverged at step" in md.output and "Traceback" not in md.output
+    nve = CliRunner().invoke(main, ["nve", "--timesteps", "1,200", "--duration", "400",
+                                    "--equilibration", "100", "--samples", "10", "--json"])
+    assert nve.exit_code == 1
+    rows = json.loads(nve.stdout)["table"]
+    assert [r["diverged"] for r in rows] == [False, True]
+    assert rows[0]["mean_temperature"] < 1e4
