@@ -19,7 +19,8 @@ On each subset: quadratic SNAP (2J = 4, energies only, emtool's least squares) a
 descriptors repeated with noise of 1e-3 standardized units; the cost depends on the sizes).
 
 Everything is cached in ``--out`` (default bench/select_out): reruns are cheap.
-Run: python bench/bench_select.py [--pool 10000] [--test 1000] [--nn] [--timing 100000]
+Run: python bench/bench_select.py [--pool 10000] [--test 1000] [--nn] [--quests fps,msc]
+     [--timing 100000] [--plot docs/select_learning_curves.png]
 """
 import argparse
 import json
@@ -144,7 +145,7 @@ def selections(args, pool_path, budget):
     except ImportError:
         log("QUESTS is not installed (pip install quests): its rows are skipped")
         return found
-    for method in ("fps", "msc"):
+    for method in args.quests:
         def run(method=method):
             from quests.compression.compress import DatasetCompressor
             images = read_dataset(pool_path)
@@ -187,9 +188,13 @@ def main():
     parser.add_argument("--nn", action="store_true", help="also NN-A1 (PyTorch)")
     parser.add_argument("--epochs", type=int, default=300, help="NN-A1 epochs")
     parser.add_argument("--timing", type=int, default=0, help="time a pool of this many")
+    parser.add_argument("--quests", default="fps,msc",
+                        help="QUESTS methods to compare with (comma-separated; '' for none)")
+    parser.add_argument("--plot", type=Path, help="also write the plot here (e.g. docs/...)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--out", type=Path, default=HERE / "select_out")
     args = parser.parse_args()
+    args.quests = [m for m in args.quests.split(",") if m]
     args.out.mkdir(parents=True, exist_ok=True)
     budgets = [int(b) for b in args.budgets.split(",")]
     tag = args.labeler.replace(":", "_").replace("/", "_")
@@ -226,6 +231,8 @@ def main():
     (args.out / "select.json").write_text(json.dumps(summary, indent=1))
     write_table(summary, args.out / "select.md")
     plot(summary, args.out / "learning_curves.png")
+    if args.plot:
+        plot(summary, args.plot)
     print((args.out / "select.md").read_text())
 
 
