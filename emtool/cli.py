@@ -379,13 +379,22 @@ def export(dataset, dest, fmt, overwrite):
 MODELS = ["linear", "quadratic"] + [f"nn:{name}" for name in ARCHITECTURES]
 
 
+def _model_name(ctx, param, value):
+    """--model in its one spelling (``nn:A1``), whatever the case typed."""
+    for name in MODELS:
+        if value.lower() == name.lower():
+            return name
+    raise CliError(f"unknown --model {value!r}: one of {', '.join(MODELS)}")
+
+
 @main.command()
 @click.argument("train", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Model file to write (emtool model JSON; export to LAMMPS with "
                    "`emtool export MODEL --format lammps`).")
-@click.option("--model", type=click.Choice(MODELS, case_sensitive=False), default="linear",
-              show_default=True, help="SNAP form (paper Eq. 3) or a network of paper Fig. 7.")
+@click.option("--model", default="linear", show_default=True, callback=_model_name,
+              metavar="|".join(MODELS),
+              help="SNAP form (paper Eq. 3) or a network of paper Fig. 7 (any case).")
 @click.option("--twojmax", type=int, default=8, show_default=True, help="2J of the descriptors.")
 @click.option("--rcutfac", type=float, default=4.73, show_default=True, help="Cutoff, Å.")
 @click.option("--energy-weight", type=float, default=1.0, show_default=True,
@@ -443,7 +452,6 @@ def fit(train, output, model, twojmax, rcutfac, energy_weight, force_weight, str
     params = SnapParams(twojmax=twojmax, rcutfac=rcutfac, bzeroflag=0)
     spec = ZBLSpec(zbl[1], zbl[2], (zbl[0],)) if zbl else None
     groups = tuple(g for g in validation_groups.split(",") if g)
-    model = model.lower()
     if model.startswith("nn:"):
         meta = _fit_network(train, output, model, params, spec, groups, energy_weight,
                             force_weight, seed, workers, activation, epochs, batch_size,
@@ -467,7 +475,7 @@ def _fit_network(train, output, model, params, zbl, groups, energy_weight, force
         fractions = tuple(float(f) for f in split.split(","))
     except ValueError:
         raise CliError(f"--split must be three comma-separated fractions, got {split!r}") from None
-    settings = TrainingSettings(architecture=model[3:].upper(), activation=activation,
+    settings = TrainingSettings(architecture=model[3:], activation=activation,
                                 epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                                 energy_weight=energy_weight, force_weight=force_weight or 0.0,
                                 seed=seed, split=fractions)

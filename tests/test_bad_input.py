@@ -110,3 +110,11 @@ def test_cli_options_and_outputs_follow_one_policy(tmp_path, args, message):
     assert message in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert {p: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_model_names_have_one_spelling_in_any_case(tmp_path):
+    from emtool.cli import _model_name
+    assert _model_name(None, None, "NN:a1") == "nn:A1"
+    assert _model_name(None, None, "Quadratic") == "quadratic"
+    result = CliRunner().invoke(main, ["fit", "--help"])
+    assert "nn:A1" in result.output and "nn:a1" not in result.output
