@@ -14,7 +14,9 @@ from pathlib import Path
 
 from ase.calculators.calculator import Calculator, all_changes
 
+from emtool.neighbors import check_overlap
 from emtool.params import ParameterError
+from emtool.structure import check_structure
 
 
 def load_potential(spec):
@@ -67,6 +69,8 @@ class EmtoolCalculator(Calculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
+        check_overlap(*check_structure(self.atoms.positions, self.atoms.cell.array,
+                                       self.atoms.pbc))
         result = self.potential.evaluate(self.atoms)
         self.results = dict(result, free_energy=result["energy"])
 

@@ -1,14 +1,15 @@
 """The ``emtool`` command line: thin click commands over the importable workflows."""
-import functools
-import sys
+import errno
 import logging
+import sys
 from pathlib import Path
 
 import click
 
 from emtool.nn import ACTIVATIONS, ARCHITECTURES
-from emtool.params import ParameterError, SnapParams
-from emtool.structure import StructureError
+from emtool.errors import EmtoolError
+from emtool.files import StagedFile
+from emtool.params import SnapParams
 
 LOG = logging.getLogger("emtool")
 
@@ -19,15 +20,71 @@ class CliError(click.ClickException):
     exit_code = 2
 
 
-def user_errors(command):
-    """Turn the library's validation errors into one-line CLI errors (exit code 2)."""
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
+#: What an interrupted command keeps (default: nothing; no existing file is changed).
+RESUMABLE = "finished work is kept: rerun the same command to resume"
+INTERRUPTED = {"generate": RESUMABLE, "label": RESUMABLE,
+               "md": "the thermo log and trajectory so far are kept",
+               "nve": "the trajectory so far is kept",
+               "fit": "no existing file was changed; a network's checkpoint is kept: rerun the "
+                      "same command to resume"}
+
+
+class EmtoolGroup(click.Group):
+    """The ``emtool`` group. Every error a user can cause or meet ends here, in one place, as
+    one line on stderr: emtool's own errors (``EmtoolError``), files that cannot be read or
+    written (``OSError``: permissions, a full disk, a corrupt HDF5 file), Ctrl-C and memory
+    exhaustion, exit code 2. Anything else is a bug: one line, exit code 3 (``--debug``
+    shows the traceback)."""
+
+    def invoke(self, ctx):
         try:
-            return command(*args, **kwargs)
-        except (ParameterError, StructureError, FileNotFoundError, IsADirectoryError) as err:
-            raise CliError(str(err)) from None
-    return wrapper
+            return super().invoke(ctx)
+        except click.UsageError as err:  # a bad option value: one line, the help pointed to
+            name = ctx.invoked_subcommand
+            raise CliError(f"{err.format_message()} (see 'emtool {name} --help')" if name
+                           else err.format_message()) from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except (Exception, KeyboardInterrupt) as err:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            raise _one_line(err, ctx.invoked_subcommand or "emtool") from None
+
+
+def _one_line(err, command):
+    """The CliError (or, for a bug, exit code 3) that tells a user what went wrong."""
+    if _interrupted(err):
+        return CliError(f"{command} interrupted; "
+                        + INTERRUPTED.get(command, "no existing file was changed"))
+    if isinstance(err, EmtoolError):
+        return CliError(str(err))
+    if isinstance(err, OSError):
+        return CliError(os_error_message(err))
+    if isinstance(err, MemoryError):
+        return CliError(f"{command}: out of memory; use a smaller job")
+    bug = CliError(f"internal error in {command} ({type(err).__name__}: {err}); "
+                   "rerun with 'emtool --debug' for the traceback and report it")
+    bug.exit_code = 3
+    return bug
+
+
+def _interrupted(err):
+    """Whether ``err`` is Ctrl-C, also as the cause of another error (Numba turns a
+    KeyboardInterrupt raised inside compiled code into a SystemError)."""
+    while err is not None:
+        if isinstance(err, KeyboardInterrupt):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def os_error_message(err):
+    """One line for an OSError: the file, then the problem (h5py's messages included)."""
+    reason = err.strerror or str(err) or type(err).__name__
+    if err.errno == errno.ENOSPC:
+        reason = "no space left on device; nothing was replaced, free space and rerun"
+    names = [name for name in (err.filename, err.filename2) if name]
+    return f"{': '.join(map(str, names))}: {reason}" if names else reason
 
 
 def _at_least_one(ctx, param, value):
@@ -35,6 +92,30 @@ def _at_least_one(ctx, param, value):
     if value < 1:
         raise CliError(f"--workers must be >= 1, got {value}")
     return value
+
+
+def _non_negative(ctx, param, value):
+    """Weights: finite and >= 0 (or unset)."""
+    if value is not None and not 0.0 <= value < float("inf"):
+        raise CliError(f"--{param.name.replace('_', '-')} must be finite and >= 0, got {value}")
+    return value
+
+
+#: ``fit`` options that apply to one kind of model only.
+SNAP_ONLY = ("ridge", "validation", "stress_weight", "fitsnap_input")
+NETWORK_ONLY = ("activation", "epochs", "batch_size", "learning_rate", "split", "descriptors",
+                "threads")
+
+
+def reject_options_of_other_model(ctx, model):
+    """Refuse ``fit`` options given on the command line that the chosen --model ignores."""
+    network = model.startswith("nn:")
+    ignored = [name for name in (SNAP_ONLY if network else NETWORK_ONLY)
+               if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
+    if ignored:
+        options = ", ".join("--" + name.replace("_", "-") for name in ignored)
+        raise CliError(f"{options}: only for {'SNAP' if network else 'network'} models, "
+                       f"not --model {model}")
 
 
 def check_output(output, overwrite, inputs=()):
@@ -48,14 +129,17 @@ def check_output(output, overwrite, inputs=()):
         raise CliError(f"{output} exists; pass --overwrite to replace it")
 
 
-@click.group(context_settings=dict(help_option_names=["-h", "--help"]))
+@click.group(cls=EmtoolGroup, context_settings=dict(help_option_names=["-h", "--help"]))
 @click.version_option(package_name="emtool")
 @click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
-def main(verbose):
+@click.option("--debug", is_flag=True, help="Show Python tracebacks instead of one-line errors.")
+@click.pass_context
+def main(ctx, verbose, debug):
     """emtool: entropy-optimized training sets for machine-learned interatomic potentials.
 
     Units everywhere: Å, eV, eV/Å, amu; time in fs.
     """
+    ctx.obj = {"debug": debug}
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s: %(message)s")
 
@@ -111,7 +195,6 @@ def params_from_options(snapparam, twojmax, rcutfac, rfac0, rmin0, switchflag, b
                    "their strain derivatives (virial, per configuration).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @snap_options
-@user_errors
 def descriptors(structures, output, index, derivatives, overwrite, **snap):
     """Bispectrum components B (LAMMPS compute sna/atom columns) of STRUCTURES.
 
@@ -138,7 +221,6 @@ def descriptors(structures, output, index, derivatives, overwrite, **snap):
               help="Local worker processes.")
 @click.option("--epochs", type=int, default=300, show_default=True,
               help="Training epochs of the network.")
-@user_errors
 def run(output, count, workers, epochs):
     """Run the main job on the embedded defaults and write OUTPUT/report.md with plots.
 
@@ -163,17 +245,21 @@ def run(output, count, workers, epochs):
 @click.option("--scheduler", metavar="ADDRESS",
               help="Run on a Dask cluster (e.g. tcp://host:8786) instead of local workers; "
                    "same result.")
-@click.option("--element", default="W", show_default=True, help="Chemical symbol.")
-@click.option("--atomic-volume", type=float, default=15.9, show_default=True,
-              help="Volume per atom at ambient density, Å^3 (scales the box volumes).")
+@click.option("--element", default="W", show_default=True,
+              help="Chemical symbol. Elements other than W take their atomic volume and "
+                   "nearest-neighbor distance from ASE's reference states (docs/generator.md).")
+@click.option("--atomic-volume", type=float,
+              help="Volume per atom at ambient density, Å^3 (scales the box volumes) "
+                   "[default: 15.9 for W, else the element's reference solid].")
 @click.option("--volume-range", type=float, nargs=2, metavar="MIN MAX",
-              help="Box volume range in Å^3 [default: 470 990 for W, scaled by "
-                   "--atomic-volume/15.9 otherwise].")
+              help="Box volume range in Å^3 [default: 470 990 for W, scaled by the atomic "
+                   "volume otherwise].")
 @click.option("--natoms", type=int, nargs=2, default=(32, 40), show_default=True,
               metavar="MIN MAX", help="Atom count range (inclusive).")
 @click.option("--exclusion-radius", type=float,
               help="r_ex (Å) of the repulsive pair term; pairs end at >= 0.85 r_ex "
-                   "[default: 2.7 for W, docs/generator.md].")
+                   "[default: 2.7 for W, scaled by the nearest-neighbor distance otherwise; "
+                   "docs/generator.md].")
 @click.option("-K", "--K", "k_weight", type=float, default=5.0, show_default=True,
               help="Entropy weight |K| (eV) in V = V_rep - K S.")
 @click.option("--sign", type=click.Choice(["both", "max", "min"]), default="both",
@@ -183,7 +269,6 @@ def run(output, count, workers, epochs):
               help="FIRE step budget of the entropy stage.")
 @click.option("--fmax", type=float, default=0.05, show_default=True,
               help="FIRE stops when the largest force is below this (eV/Å).")
-@user_errors
 def generate(count, output, seed, workers, scheduler, element, atomic_volume, volume_range,
              natoms, exclusion_radius, k_weight, sign, max_steps, fmax):
     """Generate entropy-optimized configurations (paper Eq. 1, Fig. 6) into an HDF5 dataset.
@@ -192,24 +277,18 @@ def generate(count, output, seed, workers, scheduler, element, atomic_volume, vo
     on V = V_rep - K S of the twojmax-2 bispectrum entropy. Interrupt any time (even kill -9)
     and rerun the same command to resume.
     """
+    from dataclasses import replace
+
     from emtool.generate import GeneratorParams, generate_dataset
-    from emtool.dataset import DatasetError
-    defaults = GeneratorParams()
-    volumes = (tuple(v / atomic_volume for v in volume_range) if volume_range
-               else defaults.box_volumes)
-    params = GeneratorParams(element=element, atomic_volume=atomic_volume, box_volumes=volumes,
-                             natoms=tuple(natoms),
-                             exclusion_radius=(defaults.exclusion_radius if exclusion_radius is None
-                                               else exclusion_radius),
-                             K=k_weight,
-                             sign=sign, max_steps=max_steps, fmax=fmax)
+    material = GeneratorParams.for_element(element, atomic_volume, exclusion_radius)
+    volumes = (tuple(v / material.atomic_volume for v in volume_range) if volume_range
+               else material.box_volumes)
+    params = replace(material, box_volumes=volumes, natoms=tuple(natoms), K=k_weight, sign=sign,
+                     max_steps=max_steps, fmax=fmax)
     with click.progressbar(length=count, label="generate", show_eta=True, show_pos=True,
                            file=sys.stderr) as bar:
-        try:
-            summary = generate_dataset(output, count, seed, params, workers, scheduler,
-                                       progress=lambda done, total: bar.update(1))
-        except DatasetError as err:
-            raise CliError(str(err)) from None
+        summary = generate_dataset(output, count, seed, params, workers, scheduler,
+                                   progress=lambda done, total: bar.update(1))
     new = summary["new"]
     rate = new / summary["seconds"] if summary["seconds"] > 0 else float("nan")
     click.echo(f"{output}: {new} new configurations ({summary['skipped']} already present) in "
@@ -224,16 +303,18 @@ def generate(count, output, seed, workers, scheduler, element, atomic_volume, vo
 @main.command()
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")
-@user_errors
 def info(path, as_json):
-    """Summary of a dataset: counts, groups, volume and energy ranges, provenance."""
+    """Summary of a dataset: counts, groups, volume and energy ranges, provenance. Also of any
+    file `emtool import` reads (extxyz, POSCAR, OUTCAR, traj, ...): counts, elements, labels."""
     import json
-    from emtool.dataset import DatasetError, dataset_info, format_info
-    try:
-        summary = dataset_info(path)
-    except DatasetError as err:
-        raise CliError(str(err)) from None
-    click.echo(json.dumps(summary, indent=2) if as_json else format_info(summary))
+    import h5py
+    from emtool.dataset import dataset_info, format_info
+    from emtool.exchange import format_structures_info, structures_info
+    if h5py.is_hdf5(path) or Path(path).suffix in (".h5", ".hdf5"):
+        summary, text = dataset_info(path), format_info
+    else:
+        summary, text = structures_info(path), format_structures_info
+    click.echo(json.dumps(summary, indent=2) if as_json else text(summary))
 
 
 
@@ -241,11 +322,11 @@ def info(path, as_json):
 @click.argument("dataset", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Write the labeled dataset here instead of updating DATASET in place.")
-@click.option("--potential", default="reference:W", show_default=True, metavar="SPEC",
+@click.option("--potential", metavar="SPEC",
               help="reference:W, chgnet[:MODEL], sevenn[:MODEL] (universal potentials, "
                    "docs/labels.md), a .snapparam/.snap potential, an emtool model .json, or an "
                    "ASE calculator factory 'module:factory' or 'path/to/file.py:factory' (e.g. "
-                   "GPAW, docs/dft.md).")
+                   "GPAW, docs/dft.md) [default: reference:W].")
 @click.option("--calc-args", metavar="JSON",
               help="Keyword arguments of the ASE calculator factory, as a JSON object.")
 @click.option("--command", metavar="TEMPLATE",
@@ -261,7 +342,6 @@ def info(path, as_json):
               help="Also retry configurations whose earlier calculation failed.")
 @click.option("--overwrite", is_flag=True,
               help="Replace an existing OUTPUT (another file than DATASET).")
-@user_errors
 def label(dataset, output, potential, calc_args, command, timeout, workers, scheduler, relabel,
           retry_failed, overwrite):
     """Compute reference energies, forces and stress for the configurations of DATASET.
@@ -271,7 +351,6 @@ def label(dataset, output, potential, calc_args, command, timeout, workers, sche
     and the journal folder beside it (emtool datasets). Failed calculations are stored with
     their error message and retried with --retry-failed; the exit code is 1 when any failed.
     """
-    from emtool.dataset import DatasetError
     from emtool.label import label_dataset, labeler_from_options
     if output and not (Path(output).exists() and Path(dataset).exists()
                        and Path(output).resolve() == Path(dataset).resolve()):
@@ -281,8 +360,6 @@ def label(dataset, output, potential, calc_args, command, timeout, workers, sche
     try:
         summary = label_dataset(dataset, spec, output, workers, scheduler, relabel,
                                 retry_failed, progress)
-    except DatasetError as err:
-        raise CliError(str(err)) from None
     finally:
         progress.close()
     click.echo(f"{output or dataset}: {summary['labeled']} labeled, {summary['failed']} failed, "
@@ -304,15 +381,13 @@ def label(dataset, output, potential, calc_args, command, timeout, workers, sche
 @click.option("-c", "lattice_c", type=float, help="Lattice constant c, Å (hcp).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every group.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
-@user_errors
 def expert(output, element, structure, lattice_a, lattice_c, seed, overwrite):
     """Write expert-style configuration groups (strained and displaced crystals, vacancies,
     interstitials, surfaces, gamma surfaces, liquid snapshots) for an element with no public
     expert-curated set (docs/expert.md). Unlabeled; label them with `emtool label`."""
     from emtool.dataset import provenance_record, write_dataset
     from emtool.expert import expert_groups
-    if Path(output).exists() and not overwrite:
-        raise CliError(f"{output} exists; use --overwrite to replace it")
+    check_output(output, overwrite)
     images = expert_groups(element, structure, lattice_a, seed, c=lattice_c)
     settings = dict(element=element, structure=structure, a=lattice_a, c=lattice_c, seed=seed)
     write_dataset(output, images, parameters={"job": "expert", **settings},
@@ -329,19 +404,22 @@ def expert(output, element, structure, lattice_a, lattice_c, seed, overwrite):
 @click.option("--format", "fmt", help="ASE format name of SOURCE (default: FitSNAP JSON for "
                                       "folders and FitSNAP .json files, else ASE's guess).")
 @click.option("--element", help="Require every atom to be this element.")
+@click.option("--keys", type=click.Choice(["ase", "mace"]),
+              help="Names of the labels in an extxyz/ASE file: ase (energy, forces, stress, "
+                   "group) or mace (REF_energy, REF_forces, REF_stress, config_type) [default: "
+                   "mace when the file has REF_ labels, else ase].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
-@user_errors
-def import_(source, output, fmt, element, overwrite):
+def import_(source, output, fmt, element, keys, overwrite):
     """Import SOURCE into an emtool dataset: a FitSNAP JSON folder (groups = folder names;
-    energies total eV, stress in bar), extxyz, or anything ASE reads, with its labels."""
-    from emtool.dataset import DatasetError
+    energies total eV, stress in bar), extxyz (ASE's or MACE's label names), or anything ASE
+    reads, with its labels."""
     from emtool.exchange import import_to_dataset
-    try:
-        summary = import_to_dataset(source, output, element=element, fmt=fmt, overwrite=overwrite)
-    except DatasetError as err:
-        raise CliError(str(err)) from None
+    check_output(output, overwrite, (source,))
+    summary = import_to_dataset(source, output, element=element, fmt=fmt, overwrite=overwrite,
+                                keys=keys)
+    names = f", {summary['keys']} keys" if summary["keys"] else ""
     click.echo(f"{output}: {summary['configs']} configurations, {summary['atoms']} atoms, "
-               f"{len(summary['groups'])} groups from {source} ({summary['format']})")
+               f"{len(summary['groups'])} groups from {source} ({summary['format']}{names})")
 
 
 @main.command()
@@ -350,30 +428,33 @@ def import_(source, output, fmt, element, overwrite):
               help="extxyz file, folder for FitSNAP JSON, or folder for LAMMPS files.")
 @click.option("--format", "fmt", type=click.Choice(["extxyz", "fitsnap-json", "lammps"]),
               required=True)
+@click.option("--keys", type=click.Choice(["ase", "mace"]), default="ase", show_default=True,
+              help="Label names in extxyz: ase (energy, forces, stress, group) or mace "
+                   "(REF_energy, REF_forces, REF_stress, config_type).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
-@user_errors
-def export(dataset, dest, fmt, overwrite):
+def export(dataset, dest, fmt, keys, overwrite):
     """Export a DATASET to extxyz (full precision) or a FitSNAP JSON folder, or a fitted
     model (emtool model .json) to LAMMPS (--format lammps): SNAP as DEST/model.snapcoeff,
     .snapparam and, with ZBL, model.snap for `include`; a network as ML-IAP files
     DEST/model.mliap.model, .mliap.descriptor and the include file model.mliap (tanh,
     sigmoid, relu or linear activations; LAMMPS has no softplus)."""
-    from emtool.dataset import DatasetError
     from emtool.exchange import export_dataset
     if fmt == "lammps":
         from emtool.models import load_model
+        if keys != "ase":
+            raise CliError("--keys applies to --format extxyz")
         folder = Path(dest)
         if folder.exists() and any(folder.iterdir()) and not overwrite:
-            raise CliError(f"{dest} exists and is not empty; use --overwrite")
+            raise CliError(f"{dest} exists and is not empty; pass --overwrite to replace it")
+        model = load_model(dataset)
         folder.mkdir(parents=True, exist_ok=True)
-        written = load_model(dataset).write(folder / "model")
+        written = model.write(folder / "model")
         click.echo(f"{dest}: {', '.join(Path(p).name for p in written)}")
         return
-    try:
-        summary = export_dataset(dataset, dest, fmt, overwrite=overwrite)
-    except DatasetError as err:
-        raise CliError(str(err)) from None
-    click.echo(f"{dest}: {summary['configs']} configurations ({fmt})")
+    check_output(dest, overwrite, (dataset,))
+    summary = export_dataset(dataset, dest, fmt, overwrite=overwrite, keys=keys)
+    names = f", {keys} keys" if summary["keys"] else ""
+    click.echo(f"{dest}: {summary['configs']} configurations ({fmt}{names})")
 
 
 MODELS = ["linear", "quadratic"] + [f"nn:{name}" for name in ARCHITECTURES]
@@ -398,11 +479,13 @@ def _model_name(ctx, param, value):
 @click.option("--twojmax", type=int, default=8, show_default=True, help="2J of the descriptors.")
 @click.option("--rcutfac", type=float, default=4.73, show_default=True, help="Cutoff, Å.")
 @click.option("--energy-weight", type=float, default=1.0, show_default=True,
+              callback=_non_negative,
               help="Weight of energy rows / loss (per eV/atom).")
-@click.option("--force-weight", type=float,
+@click.option("--force-weight", type=float, callback=_non_negative,
               help="Weight of force rows / loss (per eV/Å) [default: 1 for SNAP, 0 (energy-only, "
                    "as the paper) for networks].")
 @click.option("--stress-weight", type=float, default=0.0, show_default=True,
+              callback=_non_negative,
               help="Weight of stress rows (per eV/Å^3; SNAP only).")
 @click.option("--zbl", type=float, nargs=3, metavar="Z R_INNER R_OUTER",
               help="Subtract ZBL (charge Z, switching R_INNER..R_OUTER Å) before fitting and "
@@ -438,7 +521,6 @@ def _model_name(ctx, param, value):
 @click.option("--threads", type=int, default=1, show_default=True,
               help="PyTorch threads training a network (1 is fastest for small networks).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
-@user_errors
 def fit(train, output, model, twojmax, rcutfac, energy_weight, force_weight, stress_weight, zbl,
         ridge, validation, validation_groups, seed, fitsnap_input, workers, activation, epochs,
         batch_size, learning_rate, split, descriptors, threads, overwrite):
@@ -448,6 +530,7 @@ def fit(train, output, model, twojmax, rcutfac, energy_weight, force_weight, str
     """
     from emtool.fit import GroupWeights, UniformWeights, fit_dataset
     from emtool.snapfiles import ZBLSpec
+    reject_options_of_other_model(click.get_current_context(), model)
     check_output(output, overwrite, (train, fitsnap_input, descriptors))
     params = SnapParams(twojmax=twojmax, rcutfac=rcutfac, bzeroflag=0)
     spec = ZBLSpec(zbl[1], zbl[2], (zbl[0],)) if zbl else None
@@ -480,9 +563,10 @@ def _fit_network(train, output, model, params, zbl, groups, energy_weight, force
                                 energy_weight=energy_weight, force_weight=force_weight or 0.0,
                                 seed=seed, split=fractions)
     every = max(1, epochs // 20)
+    logged = logging.getLogger("emtool.nn_train").isEnabledFor(logging.INFO)  # -v logs them
 
     def progress(epoch, record):
-        if epoch % every == 0 or epoch == epochs:
+        if not logged and (epoch % every == 0 or epoch == epochs):
             click.echo(f"epoch {epoch}/{epochs}: train loss {record['train_loss']:.4g}, "
                        f"validation loss {record['validation_loss']:.4g}, "
                        f"lr {record['learning_rate']:.3g}, {record['seconds']:.2f} s/epoch",
@@ -492,47 +576,77 @@ def _fit_network(train, output, model, params, zbl, groups, energy_weight, force
 
 
 @main.command()
-@click.argument("model", type=click.Path(dir_okay=False))
-@click.argument("data", type=click.Path(dir_okay=False))
+@click.argument("paths", nargs=-1, required=True, metavar="DATA",
+                type=click.Path(dir_okay=False))
+@click.option("--potential", "model", metavar="SPEC",
+              help="The model to evaluate: an emtool model .json (from `emtool fit`), a "
+                   ".snapparam/.snap SNAP potential, reference:W, chgnet[:MODEL] or "
+                   "sevenn[:MODEL]. `emtool evaluate SPEC DATA` is the same.")
+@click.option("--subset", type=click.Choice(["train", "validation", "test"]),
+              help="Evaluate only the configurations that the fit of the model put in this part "
+                   "of its split (recorded in the model file; DATA must be its training "
+                   "dataset).")
+@click.option("--predictions", type=click.Path(dir_okay=False),
+              help="Write the evaluated configurations to this emtool dataset (.h5): reference "
+                   "labels kept as they are, the model's predictions in the info items "
+                   "predicted_energy (eV), predicted_forces (N x 3, eV/Å) and "
+                   "predicted_stress (Voigt, eV/Å^3; periodic cells).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --predictions file.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON (with the RSE list).")
 @click.option("--plots", type=click.Path(file_okay=False), help="Folder for parity/RSE plots.")
 @click.option("--coverage", "train", type=click.Path(dir_okay=False),
-              help="MODEL's training dataset: report how far DATA's configurations lie from it "
-                   "in descriptor space and the rank correlation with the errors "
+              help="The model's training dataset: report how far DATA's configurations lie "
+                   "from it in descriptor space and the rank correlation with the errors "
                    "(docs/compare.md, 'Coverage').")
 @click.option("--workers", type=int, default=1, show_default=True, callback=_at_least_one,
               help="Worker processes for the descriptors of --coverage.")
-@user_errors
-def evaluate(model, data, as_json, plots, train, workers):
-    """Errors of MODEL (any --potential spec) on the labeled configurations of DATA:
+def evaluate(paths, model, subset, predictions, overwrite, as_json, plots, train, workers):
+    """Errors of the model --potential SPEC on the labeled configurations of DATA:
     RMSE and MAE of energy per atom and forces, overall and per group, the
-    per-configuration RSE (paper Fig. 4) and the model's NDoF (fitted parameters)."""
+    per-configuration RSE (paper Fig. 4) and the model's NDoF (fitted parameters).
+    `emtool evaluate SPEC DATA` (the model as first argument) is the same as
+    `emtool evaluate --potential SPEC DATA`."""
     import json
     from emtool.calculators import load_potential
-    from emtool.evaluate import evaluate_images, plot_errors
-    from emtool.dataset import DatasetError, read_dataset
+    from emtool.evaluate import (evaluate_images, plot_errors, subset_configurations,
+                                 write_predictions)
+    from emtool.dataset import read_dataset
+    if model is not None and len(paths) > 1:
+        raise CliError("the model is given twice: --potential SPEC DATA, or SPEC DATA, not both")
+    if len(paths) != (1 if model is not None else 2):
+        raise CliError("give the model and one dataset: emtool evaluate --potential SPEC DATA")
+    model, data = (model, paths[0]) if model is not None else paths
+    if predictions:
+        check_output(predictions, overwrite, (data, model, train))
     potential = load_potential(model)
     images = read_dataset(data)
-    result = dict(evaluate_images(potential, images), ndof=getattr(potential, "ndof", None))
+    if subset:
+        images = subset_configurations(model, data, images, subset)
+    result = dict(evaluate_images(potential, images, predictions=bool(predictions)),
+                  ndof=getattr(potential, "ndof", None), subset=subset)
+    if predictions:
+        settings = dict(potential=str(model), data=str(data), subset=subset)
+        result["predictions"] = str(write_predictions(predictions, images,
+                                                      result.pop("predictions"), data, settings))
     if plots:
         result["plot"] = str(plot_errors(potential, images, plots))
     if train:
         from emtool.compare import error_coverage
         params = getattr(potential, "params", None) or SnapParams()
-        try:
-            result["coverage"] = error_coverage(train, data, result["rse"],
-                                                params.replace(quadraticflag=0), workers)
-        except DatasetError as err:
-            raise CliError(str(err)) from None
+        result["coverage"] = error_coverage(train, data, result["rse"],
+                                            params.replace(quadraticflag=0), workers)
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return
-    click.echo(f"{data}: {result['configs']} configurations ({result['unlabeled']} unlabeled "
-               f"skipped): energy RMSE {result['energy_rmse']:.4g} eV/atom, force RMSE "
+    part = f" ({subset} subset of {model})" if subset else ""
+    click.echo(f"{data}{part}: {result['configs']} configurations ({result['unlabeled']} "
+               f"unlabeled skipped): energy RMSE {result['energy_rmse']:.4g} eV/atom, force RMSE "
                f"{result['force_rmse']:.4g} eV/Å")
     for name, m in result["groups"].items():
         click.echo(f"  {name:28s} {m['configs']:6d}  E {m['energy_rmse']:.4g}  F "
                    f"{m['force_rmse'] if m['force_rmse'] is not None else float('nan'):.4g}")
+    if predictions:
+        click.echo(f"predictions: {result['predictions']}")
     if train:
         cov = result["coverage"]
         within, beyond = (f"{x:.4g}" if x is not None else "-"
@@ -604,7 +718,6 @@ md_seed_option = click.option("--seed", type=int, default=0, show_default=True,
               help="All sampled frames of every run, .traj or .extxyz.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")
 @click.option("--overwrite", is_flag=True, help="Replace existing --plot / --trajectory files.")
-@user_errors
 def nve(potential, timesteps, temperature, duration, samples, equilibration, seed, structure,
         plot, trajectory, as_json, overwrite):
     """Energy conservation (paper Eq. 2, Fig. 5): equilibrate with the CSVR thermostat, then
@@ -668,7 +781,6 @@ def nve(potential, timesteps, temperature, duration, samples, equilibration, see
 @click.option("--trajectory-every", type=int, default=100, show_default=True,
               help="Steps between trajectory frames.")
 @click.option("--overwrite", is_flag=True, help="Replace existing --log / --trajectory files.")
-@user_errors
 def md(structure, potential, ensemble, timestep, steps, temperature, tau, seed, thermo_every,
        log_path, trajectory, trajectory_every, overwrite):
     """Molecular dynamics of STRUCTURE (any ASE format; velocities are kept if it has them):
@@ -677,34 +789,40 @@ def md(structure, potential, ensemble, timestep, steps, temperature, tau, seed, 
     stops with an error when the temperature exceeds 10x the largest of its start, the NVT
     target and 1000 K (diverged)."""
     from emtool.calculators import load_potential
-    from emtool.md import MDError, run_md
+    from emtool.md import run_md
     for path in (log_path, trajectory):
         if path:
             check_output(path, overwrite, (structure, potential))
     model = load_potential(potential)
     atoms = _read_structure(structure)
+    log = StagedFile(log_path) if log_path else None   # in place when the run ends
     out = None
 
     def thermo(row):
         nonlocal out
         if row["step"] == 0:        # the run is set up: inputs are valid
-            out = open(log_path, "w") if log_path else None
+            out = log.open("w") if log else None
             click.echo("# step time(fs) pe(eV) ke(eV) etotal(eV) T(K) conserved(eV)", file=out)
         click.echo(f"{row['step']:8d} {row['time']:12.4f} {row['potential_energy']:18.10f} "
                    f"{row['kinetic_energy']:16.10f} {row['total_energy']:18.10f} "
                    f"{row['temperature']:10.3f} {row['conserved']:18.10f}", file=out)
 
     progress = _LazyProgress("md")
+    keep = False   # the log of a finished, interrupted or diverged run; not of a failed one
     try:
         summary = run_md(atoms, model, timestep, steps, temperature,
                          tau if ensemble == "nvt" else None, seed, thermo_every, trajectory,
                          trajectory_every, thermo, progress)
-    except MDError as err:
-        raise CliError(str(err)) from None
+        keep = True
+    except (KeyboardInterrupt, EmtoolError):
+        keep = True
+        raise
     finally:
         progress.close()
         if out:
             out.close()
+        if log:
+            log.close(keep)
     click.echo(f"md: {summary['natoms']} atoms, {steps} steps of {timestep:g} fs in "
                f"{summary['seconds']:.1f} s ({summary['ns_per_day']:.3g} ns/day), "
                f"{summary['frames']} trajectory frames")
@@ -729,7 +847,6 @@ def md(structure, potential, ensemble, timestep, steps, temperature, tau, seed, 
                    "(10^5: ~20 s per pass on one core).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the random environment samples.")
-@user_errors
 def compare(reference, others, twojmax, rcutfac, components, outdir, as_json, workers,
             max_environments, seed):
     """Compare datasets with REFERENCE in descriptor space (paper Fig. 2, 6; docs/compare.md).
@@ -741,16 +858,12 @@ def compare(reference, others, twojmax, rcutfac, components, outdir, as_json, wo
     import json
     from emtool.compare import compare_datasets
     from emtool.compare_report import write_report
-    from emtool.dataset import DatasetError
     try:
         columns = [int(c) for c in components.split(",") if c.strip()]
     except ValueError:
         raise CliError(f"--components must be comma-separated integers, got {components!r}") from None
-    try:
-        result = compare_datasets([reference, *others], SnapParams(twojmax=twojmax, rcutfac=rcutfac),
-                                  columns, max_environments, seed, workers)
-    except DatasetError as err:
-        raise CliError(str(err)) from None
+    result = compare_datasets([reference, *others], SnapParams(twojmax=twojmax, rcutfac=rcutfac),
+                              columns, max_environments, seed, workers)
     report = write_report(result, outdir)
     if as_json:
         click.echo(json.dumps(result.summary, indent=1))
@@ -784,14 +897,12 @@ def compare(reference, others, twojmax, rcutfac, components, outdir, as_json, wo
               help="Worker processes for the descriptors.")
 @click.option("--scheduler", metavar="ADDRESS", help="Dask scheduler address (descriptors).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
-@user_errors
 def select_(pool, count, output, method, existing, twojmax, rcutfac, seed, workers, scheduler,
             overwrite):
     """Pick the COUNT configurations of the dataset POOL that most deserve DFT: the scoring
     works on atomic environments (standardized bispectrum descriptors), the picks are
     configurations, given the training sets already held (--existing). Each picked
     configuration keeps its pool index and gains selection_rank and selection_score."""
-    from emtool.dataset import DatasetError
     from emtool.select import select_dataset
     check_output(output, overwrite, (pool, *existing))
     progress = _LazyProgress("select")
@@ -799,8 +910,6 @@ def select_(pool, count, output, method, existing, twojmax, rcutfac, seed, worke
         summary = select_dataset(pool, count, output, method, existing,
                                  SnapParams(twojmax=twojmax, rcutfac=rcutfac), seed, workers,
                                  scheduler, progress)
-    except DatasetError as err:
-        raise CliError(str(err)) from None
     finally:
         progress.close()
     reach = summary["pool_distances"]
@@ -809,6 +918,56 @@ def select_(pool, count, output, method, existing, twojmax, rcutfac, seed, worke
                + (f"; pool environments' distance to the training set: median "
                   f"{reach['q50']:.3g}, max {reach['q100']:.3g} (standardized units, a sample)"
                   if reach else ""))
+
+
+def _written(summary):
+    """'N configurations (L labeled) in G groups' of a subset/merge summary."""
+    groups = summary["group_counts"]
+    return (f"{summary['configs']} configurations ({summary['labeled_configs']} labeled) in "
+            f"{len(groups)} group{'s' * (len(groups) != 1)}")
+
+
+@main.command()
+@click.argument("dataset", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Dataset file (HDF5) for the selected configurations.")
+@click.option("--index", default=":", show_default=True,
+              help="Which of the configurations left by --group/--labeled to keep, in file "
+                   "order (ASE syntax: 3, -1, 0:100, ::2, -10:, or a comma list 3,5,9).")
+@click.option("--group", "groups", multiple=True, metavar="NAME",
+              help="Keep this group (repeatable; '' = configurations without a group).")
+@click.option("--labeled/--unlabeled", default=None,
+              help="Keep only configurations with (without) an energy [default: both].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+def subset(dataset, output, index, groups, labeled, overwrite):
+    """Write selected configurations of DATASET to OUTPUT: --group and --labeled filter first,
+    then --index picks among the rest (--group bulk --index :10 = the first ten of bulk).
+    Configurations keep their index, info, group and labels and gain source_file and
+    source_index; the dataset keeps its parameters and provenance (+ a subset record)."""
+    from emtool.subset import subset_dataset
+    check_output(output, overwrite, (dataset,))
+    summary = subset_dataset(dataset, output, index, groups, labeled)
+    click.echo(f"{output}: {_written(summary)}, of the {summary['source_configs']} of "
+               f"{dataset}")
+
+
+@main.command()
+@click.argument("datasets", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Dataset file (HDF5) for the merged configurations.")
+@click.option("--mixed-labels", is_flag=True,
+              help="Merge datasets whose labels come from different labelers (their "
+                   "provenance), e.g. two DFT codes known to agree.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+def merge(datasets, output, mixed_labels, overwrite):
+    """Concatenate DATASETS into OUTPUT, in the order given. Configurations keep info, group
+    and labels, are numbered 0..n-1 and gain source_file and source_index; every source's
+    parameters and provenance are kept. Labels from different labelers are refused unless
+    --mixed-labels."""
+    from emtool.subset import merge_datasets
+    check_output(output, overwrite, datasets)
+    summary = merge_datasets(datasets, output, mixed_labels)
+    click.echo(f"{output}: {_written(summary)}, from {len(datasets)} datasets")
 
 
 if __name__ == "__main__":

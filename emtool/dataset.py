@@ -35,7 +35,9 @@ from ase.stress import full_3x3_to_voigt_6_stress
 
 import emtool
 from emtool.params import ParameterError
+from emtool.neighbors import check_overlap
 from emtool.structure import StructureError, check_structure
+from emtool.errors import EmtoolError
 
 LOG = logging.getLogger(__name__)
 
@@ -69,7 +71,7 @@ _CACHE = 16 << 20
 _SHARD = re.compile(r"^(-?\d+)-(\d+)\.h5$")
 
 
-class DatasetError(ValueError):
+class DatasetError(EmtoolError, ValueError):
     """A file that is not a valid emtool dataset, or data that cannot be stored in one."""
 
 
@@ -288,7 +290,8 @@ def format_info(info):
     lines += [f"  {names[name]:<{width}}  {count}" for name, count in info["groups"].items()]
     lines.append(f"parameters: {_dumps(info['parameters'])}")
     lines.append(f"provenance ({len(info['provenance'])} records):")
-    lines += [f"  {r.get('time', '?')}  {r.get('action', '?')}  emtool "
+    lines += [f"  {r.get('time', '?')}  {r.get('action', '?')}"
+              f"{'  (in ' + str(r['source']) + ')' if 'source' in r else ''}  emtool "
               f"{r.get('emtool_version', '?')}  {_dumps(r.get('settings', {}))}"
               for r in info["provenance"]]
     journal = info["journal"]
@@ -666,6 +669,7 @@ def _record(atoms, index, path):
     where = f"{path}: configuration {index}"
     try:
         positions, cell, pbc = check_structure(atoms.positions, atoms.cell.array, atoms.pbc)
+        check_overlap(positions, cell, pbc)
     except StructureError as err:
         raise DatasetError(f"{where}: {err}") from None
     numbers = atoms.numbers

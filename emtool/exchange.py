@@ -6,6 +6,10 @@ Voigt order and sign) and ``atoms.info`` (``group``, ``index``, metadata), which
 ``emtool.dataset.write_dataset`` stores. FitSNAP stores the pressure tensor in bar (positive
 under compression): ASE stress = −(FitSNAP stress) · ``ase.units.bar``.
 
+extxyz files may carry the labels under ASE's names (``energy``, ``forces``, ``stress``, the
+group in ``group``) or MACE's (``REF_energy``, ``REF_forces``, ``REF_stress``, ``config_type``):
+``KEYS`` is the one table of these names; units and signs are the same in both.
+
 Round trips are exact to the bit: FitSNAP JSON → dataset → FitSNAP JSON gives the same file
 tree and the same parsed values, extxyz → dataset → extxyz the same arrays (floats are written
 with Python's shortest round-trip ``repr``). Readers are strict: unknown unit strings raise
@@ -26,8 +30,9 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
-from ase.data import atomic_numbers
-from ase.io.extxyz import key_val_dict_to_str, key_val_str_to_dict, per_config_properties
+from ase.data import atomic_numbers, chemical_symbols
+from ase.io.extxyz import (key_val_dict_to_str, key_val_str_to_dict, per_atom_properties,
+                           per_config_properties)
 from ase.stress import full_3x3_to_voigt_6_stress, voigt_6_to_full_3x3_stress
 
 from emtool.dataset import (DatasetError, fsync_path, provenance_record, read_dataset,
@@ -64,6 +69,20 @@ _FITSNAP_RESERVED = set(_DATA_KEYS) | {"Data", "Label", "File", "Group", "QMLatt
 _VOIGT = (np.array([0, 1, 2, 1, 0, 0]), np.array([0, 1, 2, 2, 2, 1]))
 #: extxyz comment-line keys that ASE's reader interprets itself.
 _XYZ_RESERVED = {"Lattice", "Properties", "pbc"} | set(per_config_properties)
+#: Names under which ASE's readers return calculator results (``atoms.calc.results``); every
+#: other name stays in ``atoms.info`` (per configuration) or ``atoms.arrays`` (per atom).
+_ASE_RESULTS = set(per_config_properties) | set(per_atom_properties)
+#: The names of the labels and of the group in extxyz (and other ASE) files, per convention
+#: (``keys=``). "ase": ASE's own names, which its extxyz reader turns into calculator results,
+#: and emtool's ``group``. "mace": the names of MACE training files (``--energy_key REF_energy
+#: --forces_key REF_forces --stress_key REF_stress``), which ASE leaves in
+#: ``atoms.info`` (energy, stress) and ``atoms.arrays`` (forces), and MACE's ``config_type``.
+#: Units and signs are the same in both: total energy eV, forces eV/Å, stress eV/Å³ with ASE's
+#: sign (MACE's stress is -virial/volume = (1/V) dE/dstrain, as ASE's).
+KEYS = {"ase": {"energy": "energy", "forces": "forces", "stress": "stress", "group": "group"},
+        "mace": {"energy": "REF_energy", "forces": "REF_forces", "stress": "REF_stress",
+                 "group": "config_type"}}
+_LABELS = ("energy", "forces", "stress")
 _XYZ_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -484,35 +503,45 @@ def _fitsnap_text(configs):
 # ---------------------------------------------------------------------------------------------
 # extxyz and other ASE formats
 
-def read_structures_any(path, index=":", fmt=None, element=None):
+def read_structures_any(path, index=":", fmt=None, element=None, keys=None):
     """Configurations of any file ASE reads (extxyz, OUTCAR, POSCAR, ...) as ``ase.Atoms``.
 
     ``index``: ASE frame selection (":" all, "-1" last, "2:10", an int or a slice); ``fmt``:
-    ASE format name (default: ASE's guess). Kept: numbers, positions, cell, pbc; energy, forces
-    and stress when the file has them (other calculator results, per-atom arrays and
-    constraints are dropped, with a warning); ``atoms.info`` as JSON values (NumPy arrays
-    become lists); ``group`` from info, else the file stem; ``index`` from info, else the
-    position among the frames read. Raises ``ExchangeError`` naming the file and frame.
+    ASE format name (default: ASE's guess); ``keys``: the names of the labels and the group,
+    "ase" or "mace" (see ``KEYS``; default: "mace" when any frame has a ``REF_`` label, else
+    "ase"). Kept: numbers, positions, cell, pbc; energy, forces and stress when the file has
+    them (other calculator results, per-atom arrays and constraints are dropped, with a
+    warning); ``atoms.info`` as JSON values (NumPy arrays become lists); ``group`` from info
+    (``config_type`` under "mace" keys), else the file stem; ``index`` from info, else the
+    position among the frames read. Raises ``ExchangeError`` naming the file and frame, also
+    when, with the default keys, a label or the group is stored under both names with
+    different values.
     """
+    images, dropped, _ = _read_frames(Path(path), index, fmt, element, keys)
+    if dropped:
+        LOG.warning("%s: not kept: %s", path, ", ".join(sorted(dropped)))
+    return images
+
+
+def _read_frames(path, index, fmt, element, keys):
+    """(images, names not kept, name of the key convention read) of ``read_structures_any``."""
     from ase.io import read
 
-    path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
+    if keys is not None and keys not in KEYS:
+        raise ParameterError(f"unknown keys {keys!r}; choose one of {', '.join(KEYS)}")
     allowed = _allowed_elements(element)
     try:
         frames = read(path, index=index, format=fmt)
     except Exception as err:  # ASE raises many types for unreadable files
         raise ExchangeError(f"{path}: cannot read ({type(err).__name__}: {err})") from None
     frames = frames if isinstance(frames, list) else [frames]
+    conventions = (keys,) if keys else _conventions_found(frames)
     images, dropped = [], set()
     for k, frame in enumerate(frames):
         where = f"{path}: frame {k}"
         results = dict(frame.calc.results) if frame.calc is not None else {}
-        dropped.update(set(results) - {"energy", "forces", "stress"})
-        dropped.update(set(frame.arrays) - {"numbers", "positions"})
-        if frame.constraints:
-            dropped.add("constraints")
         foreign = sorted(set(frame.get_chemical_symbols()) - allowed) if allowed else []
         if foreign:
             raise ExchangeError(f"{where}: element {', '.join(foreign)} is not among the "
@@ -522,67 +551,115 @@ def read_structures_any(path, index=":", fmt=None, element=None):
         except StructureError as err:
             raise ExchangeError(f"{where}: {err}") from None
         info = {key: _plain(value) for key, value in frame.info.items()}
+        labels, used = _keyed_labels(where, frame, info, results, conventions)
+        dropped.update(set(results) - used)
+        dropped.update(set(frame.arrays) - used - {"numbers", "positions"})
+        if frame.constraints:
+            dropped.add("constraints")
+        for key in used - _ASE_RESULTS - set(frame.arrays) - {"group"}:
+            info.pop(key, None)
         try:
             json.dumps(info, allow_nan=True)
         except TypeError as err:
             raise ExchangeError(f"{where}: info is not JSON-serializable: {err}") from None
-        info.setdefault("group", path.stem)
+        info["group"] = labels.pop("group", path.stem)
         info.setdefault("index", k)
-        if not isinstance(info["group"], str):
-            raise ExchangeError(f"{where}: info group must be a str, got {info['group']!r}")
         if type(info["index"]) is not int:
             raise ExchangeError(f"{where}: info index must be an int, got {info['index']!r}")
         atoms = Atoms(numbers=frame.numbers, positions=positions, cell=cell, pbc=pbc,
                       info=info)
-        labels = {}
-        for key, shape in (("energy", ()), ("forces", (len(atoms), 3)), ("stress", (6,))):
-            if results.get(key) is None:
-                continue
-            value = np.asarray(results[key])
-            if key == "stress" and value.shape == (3, 3):
-                value = full_3x3_to_voigt_6_stress(value)
-            labels[key] = _real(where, key, value, shape)
         if labels:
-            if "energy" in labels:
-                labels["energy"] = float(labels["energy"])
             atoms.calc = SinglePointCalculator(atoms, **labels)
         images.append(atoms)
-    if dropped:
-        LOG.warning("%s: not kept: %s", path, ", ".join(sorted(dropped)))
-    return images
+    return images, dropped, conventions[0]
 
 
-def write_extxyz(images, path, overwrite=False):
+def _conventions_found(frames):
+    """The conventions of ``KEYS`` whose label names occur in ``frames``, then "ase" (whose
+    names ASE's readers turn into calculator results), always."""
+    found = [name for name, names in KEYS.items() if name != "ase" and any(
+        names[q] in frame.info or names[q] in frame.arrays for frame in frames for q in _LABELS)]
+    return (*found, "ase")
+
+
+def _keyed_labels(where, frame, info, results, conventions):
+    """({"energy": float, "forces": (N, 3), "stress": Voigt (6,), "group": str}, the names
+    read) of one frame, each quantity from every name it has in ``conventions`` (and ``group``,
+    emtool's own); absent quantities are left out, names holding different values raise."""
+    labels, used = {}, set()
+    for quantity, shape in (("energy", ()), ("forces", (len(frame), 3)), ("stress", (6,)),
+                            ("group", None)):
+        names = dict.fromkeys([KEYS[c][quantity] for c in conventions] +
+                              (["group"] if quantity == "group" else []))
+        found = {}
+        for key in names:
+            used.add(key)
+            value = results.get(key) if key in _ASE_RESULTS else \
+                frame.arrays[key] if key in frame.arrays else info.get(key)
+            if value is None:
+                continue
+            if shape is None:
+                if not isinstance(value, str):
+                    raise ExchangeError(f"{where}: info {key} must be a str, got {value!r}")
+                found[key] = value
+                continue
+            value = np.asarray(value)
+            if quantity == "stress" and value.shape in ((3, 3), (9,)) and \
+                    value.dtype.kind in "iuf":
+                value = full_3x3_to_voigt_6_stress(value.reshape(3, 3))
+            found[key] = _real(where, key, value, shape)
+        if len(found) > 1:
+            (first, a), *rest = found.items()
+            for key, b in rest:
+                if not (a == b if shape is None else np.array_equal(a, b)):
+                    raise ExchangeError(f"{where}: {quantity} differs between {first} and "
+                                        f"{key}; choose the names to read with keys='ase' or "
+                                        f"keys='mace' (emtool import --keys)")
+        if found:
+            value = next(iter(found.values()))
+            labels[quantity] = float(value) if quantity == "energy" else value
+    return labels, used
+
+
+def write_extxyz(images, path, overwrite=False, keys="ase"):
     """Write ``images`` as extended XYZ that ASE reads back bit for bit.
 
     Per frame: the number of atoms; a comment line with ``Lattice`` (cell rows, when the cell
     is not zero), ``Properties=species:S:1:pos:R:3[:forces:R:3]``, ``energy``, ``stress``
     (3x3, eV/Å³, ASE sign) when labeled, ``index``, ``group``, the other info items in
-    sorted order, ``pbc``; one line per atom. Every float is written with ``repr`` (ASE's own
-    writer rounds positions and forces to 8 decimals). Info items that ASE's plain key=value
+    sorted order, ``pbc``; one line per atom. ``keys="mace"`` writes MACE's names instead
+    (``KEYS``): ``REF_forces`` columns, ``REF_energy``, ``REF_stress`` as the Voigt 6-vector
+    (xx yy zz yz xz xy, what ``atoms.info["REF_stress"] = atoms.get_stress()`` writes and MACE
+    reads) and the group as ``config_type``; an info item with one of these names is an error.
+    Every float is written with ``repr`` (ASE's own writer rounds positions and forces to 8
+    decimals). Info items that ASE's plain key=value
     syntax would read back differently (a string such as "110" or "T") are written as
     ``_JSON`` values; items that cannot round-trip at all, or that use names ASE's reader
     interprets (``energy``, ``Lattice``, ...), are an error. ``path`` must not exist unless
     ``overwrite``; the file is written under a temporary name and renamed into place.
     Returns the path.
     """
+    if keys not in KEYS:
+        raise ParameterError(f"unknown keys {keys!r}; choose one of {', '.join(KEYS)}")
     path = Path(path)
     _check_destination(path, overwrite, want_dir=False)
     images = list(images)
     cache = {}
-    chunks = [_xyz_frame(atoms, k, cache) for k, atoms in enumerate(images)]
+    chunks = [_xyz_frame(atoms, k, cache, KEYS[keys]) for k, atoms in enumerate(images)]
     _replace_file(path, "".join(chunks), overwrite)
     return path
 
 
-def _xyz_frame(atoms, k, cache):
+def _xyz_frame(atoms, k, cache, names):
     if not isinstance(atoms, Atoms):
         raise ExchangeError(f"image {k} is a {type(atoms).__name__}, not ase.Atoms")
     index = atoms.info.get("index", k)
     where = f"configuration index {index}"
-    clash = sorted(set(atoms.info) & _XYZ_RESERVED)
+    read_back = {n for n in names.values() if n not in _ASE_RESULTS} - {"group"}
+    clash = sorted(set(atoms.info) & (_XYZ_RESERVED | read_back))
     if clash:
-        raise ExchangeError(f"{where}: info keys {clash} are read by ASE as labels or cell")
+        raise ExchangeError(f"{where}: info keys {clash} would be read back as labels, group "
+                            f"or cell")
     odd = [key for key in atoms.info
            if not isinstance(key, str) or not _XYZ_KEY.fullmatch(key)]
     if odd:
@@ -592,15 +669,18 @@ def _xyz_frame(atoms, k, cache):
     header = []
     if atoms.cell.array.any():
         header.append('Lattice="' + " ".join(map(repr, atoms.cell.array.ravel().tolist())) + '"')
-    header.append("Properties=species:S:1:pos:R:3" + (":forces:R:3" if forces is not None
-                                                       else ""))
+    header.append("Properties=species:S:1:pos:R:3" + (f":{names['forces']}:R:3"
+                                                       if forces is not None else ""))
     if energy is not None:
-        header.append(f"energy={energy!r}")
+        header.append(f"{names['energy']}={energy!r}")
     if stress is not None:
-        header.append('stress="' + " ".join(map(repr, voigt_6_to_full_3x3_stress(stress)
-                                                 .ravel().tolist())) + '"')
-    info = {"index": index, "group": atoms.info.get("group", "")}
-    info.update({key: atoms.info[key] for key in sorted(atoms.info) if key not in info})
+        # ASE's reader takes its own stress key as 3x3; MACE reads a Voigt 6-vector
+        values = voigt_6_to_full_3x3_stress(stress).ravel() if names["stress"] in _ASE_RESULTS \
+            else stress
+        header.append(f'{names["stress"]}="' + " ".join(map(repr, values.tolist())) + '"')
+    info = {"index": index, names["group"]: atoms.info.get("group", "")}
+    info.update({key: atoms.info[key] for key in sorted(atoms.info)
+                 if key not in ("index", "group")})
     header += [_xyz_item(key, value, where, cache) for key, value in info.items()]
     header.append('pbc="' + " ".join("T" if p else "F" for p in atoms.pbc) + '"')
     columns = atoms.positions if forces is None else np.hstack([atoms.positions, forces])
@@ -654,39 +734,29 @@ def _plain(value):
 # ---------------------------------------------------------------------------------------------
 # dataset import and export
 
-def import_to_dataset(src, output, element=None, fmt=None, overwrite=False):
+def import_to_dataset(src, output, element=None, fmt=None, overwrite=False, keys=None):
     """Read the training set ``src`` and write it as the emtool dataset ``output``.
 
     ``src``: a FitSNAP JSON tree, group folder or file (``fmt`` "fitsnap-json", chosen
     automatically for folders and for .json files holding a ``"Dataset"`` object), or any file
     ASE reads (``fmt`` an ASE format name, default ASE's guess). ``element``: allowed chemical
-    symbol(s). ``output`` must not exist unless ``overwrite``; it is written atomically by
-    ``write_dataset`` with a provenance record (action "import", settings: source, format,
-    element, configs, atoms, groups). Nothing is written when reading fails.
+    symbol(s). ``keys``: the names of the labels and the group in an ASE file, "ase" or "mace"
+    (``KEYS``; default: found in the file, see ``read_structures_any``). ``output`` must not
+    exist unless ``overwrite``; it is written atomically by ``write_dataset`` with a provenance
+    record (action "import", settings: source, format, keys, element, configs, atoms, groups).
+    Nothing is written when reading fails.
 
-    Returns a summary dict: output, source, format, configs, atoms, groups {name: count}.
+    Returns a summary dict: output, source, format, keys (None for FitSNAP JSON), element,
+    configs, atoms, groups {name: count}.
     """
     src, output = Path(src), Path(output)
     _check_destination(output, overwrite, want_dir=False)
-    if not src.exists():
-        raise FileNotFoundError(f"{src}: no such file or folder")
-    if fmt is None and (src.is_dir() or _looks_like_fitsnap(src)):
-        fmt = "fitsnap-json"
-    if fmt == "fitsnap-json":
-        images = read_fitsnap_json(src, element)
-    else:
-        from ase.io.formats import filetype
-        if fmt is None:
-            try:
-                fmt = filetype(str(src))
-            except Exception as err:  # ASE raises several types for unknown files
-                raise ExchangeError(f"{src}: unknown file format ({err})") from None
-        images = read_structures_any(src, fmt=fmt, element=element)
-    if not images:
-        raise ExchangeError(f"{src}: no configurations")
+    images, fmt, keys, dropped = _read_source(src, fmt, element, keys)
+    if dropped:
+        LOG.warning("%s: not kept: %s", src, ", ".join(sorted(dropped)))
     groups = Counter(a.info.get("group", "") for a in images)
     summary = {"output": str(output), "source": str(src.resolve()), "format": fmt,
-               "element": element, "configs": len(images),
+               "keys": keys, "element": element, "configs": len(images),
                "atoms": int(sum(len(a) for a in images)),
                "groups": dict(sorted(groups.items(), key=lambda kv: _natural_key(kv[0])))}
     settings = {k: v for k, v in summary.items() if k != "output"}
@@ -694,25 +764,127 @@ def import_to_dataset(src, output, element=None, fmt=None, overwrite=False):
     return summary
 
 
-def export_dataset(path, dest, fmt, overwrite=False):
-    """Write the emtool dataset ``path`` to ``dest`` as ``fmt`` ("extxyz": one file;
-    "fitsnap-json": a folder of group folders), with ``write_extxyz`` / ``write_fitsnap_json``.
+def export_dataset(path, dest, fmt, overwrite=False, keys="ase"):
+    """Write the emtool dataset ``path`` to ``dest`` as ``fmt`` ("extxyz": one file, with the
+    label names ``keys``, "ase" or "mace"; "fitsnap-json": a folder of group folders), with
+    ``write_extxyz`` / ``write_fitsnap_json``.
 
     ``dest`` must not exist unless ``overwrite``; it is replaced only once the new content is
-    complete. Returns a summary dict: dest, format, configs, files.
+    complete. Returns a summary dict: dest, format, keys, configs, files.
     """
     if fmt not in FORMATS:
         raise ParameterError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if keys not in KEYS:
+        raise ParameterError(f"unknown keys {keys!r}; choose one of {', '.join(KEYS)}")
+    if fmt != "extxyz" and keys != "ase":
+        raise ParameterError(f"keys {keys!r} applies to extxyz only; {fmt} has its own names")
     dest = Path(dest)
     _check_destination(dest, overwrite, want_dir=fmt == "fitsnap-json")
     images = read_dataset(path)
     if fmt == "extxyz":
-        write_extxyz(images, dest, overwrite)
+        write_extxyz(images, dest, overwrite, keys)
         files = 1
     else:
         write_fitsnap_json(images, dest, overwrite)
         files = sum(1 for _ in dest.glob("*/*.json"))
-    return {"dest": str(dest), "format": fmt, "configs": len(images), "files": files}
+    return {"dest": str(dest), "format": fmt, "keys": keys if fmt == "extxyz" else None,
+            "configs": len(images), "files": files}
+
+
+def structures_info(path, fmt=None, keys=None):
+    """Summary of a file that ``import_to_dataset`` reads (extxyz, POSCAR, OUTCAR, traj, a
+    FitSNAP .json file, ...; ``fmt`` and ``keys`` as there), read and validated as import
+    would, as a JSON-serializable dict.
+
+    Keys: path, format, keys (the label names found, None for FitSNAP JSON), configs, atoms,
+    labeled_configs, configs_with_forces, configs_with_stress, groups {name: count}, natoms
+    [min, max], periodic_configs (pbc all true), volume and volume_per_atom [min, max] Å³ of
+    the periodic ones, energy_per_atom [min, max] eV of the labeled ones, elements (symbols, by
+    atomic number), not_kept (what import drops: other calculator results, per-atom arrays,
+    constraints) -- the keys of ``emtool.dataset.dataset_info`` that a plain file has. Ranges
+    are None when empty. Raises ``ExchangeError`` (a ``DatasetError``) for a missing or
+    unreadable file, naming it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ExchangeError(f"{path}: no such file")
+    images, fmt, keys, dropped = _read_source(path, fmt, None, keys)
+    natoms = np.array([len(a) for a in images])
+    labels = [_labels(a) for a in images]
+    energy = np.array([np.nan if e is None else e for e, _, _ in labels])
+    labeled = np.isfinite(energy)
+    periodic = np.array([a.pbc.all() for a in images])
+    volume = np.array([abs(np.linalg.det(a.cell.array)) for a in images])[periodic]
+
+    def span(values, kind):
+        return [kind(values.min()), kind(values.max())] if len(values) else None
+
+    numbers = set().union(*(np.unique(a.numbers).tolist() for a in images))
+    return {
+        "path": str(path), "format": fmt, "keys": keys, "configs": len(images),
+        "atoms": int(natoms.sum()), "labeled_configs": int(labeled.sum()),
+        "configs_with_forces": sum(f is not None for _, f, _ in labels),
+        "configs_with_stress": sum(s is not None for _, _, s in labels),
+        "groups": dict(sorted(Counter(a.info["group"] for a in images).items())),
+        "natoms": span(natoms, int), "periodic_configs": int(periodic.sum()),
+        "volume": span(volume, float), "volume_per_atom": span(volume / natoms[periodic], float),
+        "energy_per_atom": span(energy[labeled] / natoms[labeled], float),
+        "elements": [chemical_symbols[z] for z in sorted(numbers)],
+        "not_kept": sorted(dropped),
+    }
+
+
+def format_structures_info(info):
+    """Human-readable text of a ``structures_info`` dict, in the layout of
+    ``emtool.dataset.format_info`` (what ``emtool info`` prints for a file that is not a
+    dataset)."""
+    def span(values, fmt, unit=""):
+        return "none" if values is None else f"{values[0]:{fmt}} to {values[1]:{fmt}}{unit}"
+
+    keys = f", labels under {info['keys']} names ({', '.join(KEYS[info['keys']].values())})" \
+        if info["keys"] else ""
+    lines = [f"{info['path']}: {info['format']} file, not an emtool dataset{keys}",
+             f"configurations: {info['configs']} ({info['atoms']} atoms, natoms "
+             f"{span(info['natoms'], 'd')})",
+             f"labels: {info['labeled_configs']} with energy, {info['configs_with_forces']} with "
+             f"forces, {info['configs_with_stress']} with stress",
+             f"periodic: {info['periodic_configs']}, volume "
+             f"{span(info['volume'], '.2f', ' Å^3')}, per atom "
+             f"{span(info['volume_per_atom'], '.3f', ' Å^3')}",
+             f"energy per atom: {span(info['energy_per_atom'], '.6g', ' eV')}",
+             f"elements: {' '.join(info['elements']) or 'none'}",
+             f"groups ({len(info['groups'])}):"]
+    names = {name: name or "(none)" for name in info["groups"]}
+    width = max(map(len, names.values()), default=0)
+    lines += [f"  {names[name]:<{width}}  {count}" for name, count in info["groups"].items()]
+    if info["not_kept"]:
+        lines.append(f"not imported: {', '.join(info['not_kept'])}")
+    return "\n".join(lines)
+
+
+def _read_source(src, fmt, element, keys):
+    """(images, format, key convention or None, names not kept) of a training-set source, as
+    ``import_to_dataset`` reads it; an empty source is an error."""
+    if not src.exists():
+        raise FileNotFoundError(f"{src}: no such file or folder")
+    if fmt is None and (src.is_dir() or _looks_like_fitsnap(src)):
+        fmt = "fitsnap-json"
+    if fmt == "fitsnap-json":
+        if keys is not None:
+            raise ParameterError(f"keys {keys!r} applies to files ASE reads; FitSNAP JSON has "
+                                 f"its own names")
+        images, keys, dropped = read_fitsnap_json(src, element), None, set()
+    else:
+        from ase.io.formats import filetype
+        if fmt is None:
+            try:
+                fmt = filetype(str(src))
+            except Exception as err:  # ASE raises several types for unknown files
+                raise ExchangeError(f"{src}: unknown file format ({err})") from None
+        images, dropped, keys = _read_frames(src, ":", fmt, element, keys)
+    if not images:
+        raise ExchangeError(f"{src}: no configurations")
+    return images, fmt, keys, dropped
 
 
 def _looks_like_fitsnap(path):

@@ -11,6 +11,7 @@ optional reference potential subtracted first (e.g. ZBL, as FitSNAP does). The s
 reduced chunk by chunk with a tall-skinny QR of [w A | w b] (memory O(columns^2)), then
 solved by SVD of R (equivalent to ``lstsq`` of the full system), with an optional ridge term.
 """
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,8 @@ import numpy as np
 
 from emtool.params import ParameterError, SnapParams
 from emtool.snap import bispectrum, bispectrum_derivatives, quadratic_columns
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -177,12 +180,17 @@ def fit_snap(images, params, weights=None, reference=None, quadratic=False, ridg
     emtool potential whose energy/forces/stress are subtracted from the labels first.
     With ``workers`` > 1 and ``source`` (the dataset path the images come from), the rows are
     built in worker processes that read their configurations from ``source``.
-    Returns (coefficients, info) with info = dict(rows, residual).
+    Returns (coefficients, info) with info = dict(rows, residual). Progress is logged (INFO)
+    every 10 % of the configurations.
     """
-    from emtool.parallel import run_indexed
+    from emtool.parallel import ProgressLog, run_indexed
     d = params.ncoeff
     qr = TallSkinnyQR(1 + d + (d * (d + 1) // 2 if quadratic else 0))
-    take = lambda rows: qr.add(*rows)  # noqa: E731
+    progress = ProgressLog(LOG, "fit rows", len(images))
+
+    def take(rows):
+        qr.add(*rows)
+        progress.advance()
     if workers > 1 and source is not None:
         run_indexed(_rows_from_file, (params, weights, reference, quadratic, str(source)),
                     [a.info["index"] for a in images], take, workers, chunk=32)
@@ -214,18 +222,20 @@ def fit_dataset(train_path, output, model="linear", params=None, weights=None, z
                 ridge=0.0, validation=0.0, seed=0, validation_groups=(), fitsnap_input=None,
                 workers=1):
     """Fit a SNAP model to the labeled configurations of dataset ``train_path``, save it as an
-    emtool model file ``output`` and return its metadata (settings and train/validation
-    metrics). ``fitsnap_input`` (a FitSNAP .in) supplies params, group weights and the
-    reference potential; ``zbl`` (a ZBLSpec) is subtracted before the fit and overlaid after.
+    emtool model file ``output`` and return its metadata (settings, train/validation metrics
+    and, as ``subsets``, which configurations each part took: ``emtool.models``).
+    ``fitsnap_input`` (a FitSNAP .in) supplies params, group weights and the reference
+    potential; ``zbl`` (a ZBLSpec) is subtracted before the fit and overlaid after.
     """
     from emtool.dataset import read_dataset
     from emtool.evaluate import evaluate_images
-    from emtool.models import save_model
+    from emtool.models import save_model, subset_record
     from emtool.snap_model import SnapPotential
     from emtool.zbl import ZBLPotential
     if model not in ("linear", "quadratic"):
         raise ParameterError(f"unknown SNAP model {model!r}: linear or quadratic")
-    images = [a for a in read_dataset(train_path)
+    stored = read_dataset(train_path)
+    images = [a for a in stored
               if a.calc is not None and np.isfinite(a.calc.results.get("energy", np.nan))]
     if not images:
         raise ParameterError(f"{train_path}: no labeled configurations")
@@ -244,6 +254,8 @@ def fit_dataset(train_path, output, model="linear", params=None, weights=None, z
         params = params.replace(elements=elements)
     reference = ZBLPotential(zbl, params.elements) if zbl is not None else None
     train, held = split_indices(images, validation, seed, validation_groups)
+    LOG.info("%s SNAP fit on %s: %d training, %d validation configurations", model, train_path,
+             len(train), len(held))
     coefficients, info = fit_snap(train, params, weights, reference, bool(params.quadraticflag),
                                   ridge, workers=workers, source=train_path)
     potential = SnapPotential(params, coefficients[None, :], zbl)
@@ -254,7 +266,8 @@ def fit_dataset(train_path, output, model="linear", params=None, weights=None, z
                     ridge=ridge, validation=validation, seed=seed,
                     validation_groups=list(validation_groups),
                     fitsnap_input=str(fitsnap_input) if fitsnap_input else None,
-                    rows=info["rows"], metrics=metrics)
+                    rows=info["rows"], metrics=metrics,
+                    subsets=subset_record(train_path, stored, train=train, validation=held))
     save_model(output, potential, metadata)
     return metadata
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 from ase import Atoms
-from ase.data import atomic_numbers
+from ase.data import atomic_numbers, reference_states
 
 from emtool.kernels.generator import entropy_potential, relax_entropy
 from emtool.kernels.neighbors import neighbor_pairs_direct
@@ -27,6 +27,18 @@ from emtool.snap import single_thread
 #: Reference volumes of W (Å^3): the paper's box volumes 470-990 Å^3 at 15.9 Å^3/atom.
 W_ATOMIC_VOLUME = 15.9
 W_BOX_VOLUMES = (470.0, 990.0)
+
+#: W's nearest-neighbor distance (Å) at the lattice constant 3.1652 Å: the length by which
+#: W's r_ex (2.7 Å) and descriptor cutoff (4.73 Å) are scaled for other elements.
+W_NEAREST = 3.1652 * np.sqrt(3.0) / 2.0
+
+#: Volume per atom (Å^3) and nearest-neighbor distance (Å) of the lattices of ASE's
+#: reference states, as functions of a (Å) and c/a.
+LATTICES = {"bcc": (lambda a, c: a ** 3 / 2, lambda a, c: a * np.sqrt(3.0) / 2),
+            "fcc": (lambda a, c: a ** 3 / 4, lambda a, c: a / np.sqrt(2.0)),
+            "hcp": (lambda a, c: np.sqrt(3.0) / 4 * a ** 3 * c, lambda a, c: a),
+            "diamond": (lambda a, c: a ** 3 / 8, lambda a, c: a * np.sqrt(3.0) / 4),
+            "sc": (lambda a, c: a ** 3, lambda a, c: a)}
 
 #: Seed of the reference sample that fixes the descriptor scale (not the user's seed:
 #: the scale is a property of the method, identical for every job).
@@ -156,6 +168,39 @@ class GeneratorParams:
         if self.sign == "both":
             return 1.0 if index % 2 == 0 else -1.0
         return 1.0 if self.sign == "max" else -1.0
+
+    @classmethod
+    def for_element(cls, element, atomic_volume=None, exclusion_radius=None, **kwargs):
+        """Parameters for ``element``: W's defaults, with the lengths of another element.
+
+        For W, the defaults above. For another element, the atomic volume (Å^3) and the
+        nearest-neighbor distance d_nn (Å) of its solid in ASE's table of reference states
+        (``ase.data.reference_states``: bcc, fcc, hcp, diamond or sc) replace W's: r_ex and
+        the descriptor cutoff are multiplied by d_nn / d_nn(W). ``atomic_volume`` and
+        ``exclusion_radius``, when given, take precedence; an element without such a
+        reference state needs both (``ParameterError``). ``kwargs``: other fields.
+        """
+        if element not in atomic_numbers:
+            raise ParameterError(f"unknown element {element!r}")
+        if element == "W":
+            volume, nearest = W_ATOMIC_VOLUME, W_NEAREST
+        else:
+            state = reference_states[atomic_numbers[element]] or {}
+            lattice = LATTICES.get(state.get("symmetry"))
+            if lattice is not None:
+                a, c = state["a"], state.get("c/a", np.sqrt(8.0 / 3.0))
+                volume, nearest = lattice[0](a, c), lattice[1](a, c)
+            elif atomic_volume is None or exclusion_radius is None:
+                raise ParameterError(
+                    f"{element} has no bcc, fcc, hcp, diamond or sc reference state in ASE's "
+                    "table: give its --atomic-volume (Å^3) and --exclusion-radius (Å)")
+            else:
+                volume, nearest = atomic_volume, exclusion_radius / cls.exclusion_radius * W_NEAREST
+        scale = nearest / W_NEAREST
+        kwargs.setdefault("rcut", cls.rcut * scale)
+        return cls(element=element, atomic_volume=volume if atomic_volume is None else atomic_volume,
+                   exclusion_radius=(cls.exclusion_radius * scale if exclusion_radius is None
+                                     else exclusion_radius), **kwargs)
 
     def with_descriptor_scale(self):
         """A copy with ``descriptor_scale`` set (unchanged if already set)."""

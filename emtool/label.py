@@ -31,7 +31,9 @@ from pathlib import Path
 import numpy as np
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from emtool.neighbors import check_overlap
 from emtool.params import ParameterError
+from emtool.structure import StructureError
 
 _BUILT = {}
 
@@ -84,8 +86,17 @@ class LabelerSpec:
         return settings
 
 
-def labeler_from_options(potential="reference:W", calc_args=None, command=None, timeout=None):
-    """The ``LabelerSpec`` of the CLI options: ``--potential``, ``--calc-args``, ``--command``."""
+def labeler_from_options(potential=None, calc_args=None, command=None, timeout=None):
+    """The ``LabelerSpec`` of the CLI options: ``--potential`` (default ``reference:W``),
+    ``--calc-args``, ``--command``, ``--timeout``. Options that name two labelers, or that the
+    chosen labeler would ignore, are refused (``ParameterError``)."""
+    if command and potential:
+        raise ParameterError("--command and --potential name two labelers: give one")
+    if timeout is not None and not command:
+        raise ParameterError("--timeout applies to --command only")
+    if command and calc_args:
+        raise ParameterError("--calc-args applies to an ASE calculator factory, not --command")
+    potential = potential or "reference:W"
     kwargs = {}
     if calc_args:
         try:
@@ -297,7 +308,8 @@ def label_dataset(source, spec=None, output=None, workers=1, scheduler=None, rel
     images = {a.info["index"]: a for a in read_dataset(source)}
     todo = [k for k, a in images.items() if needs_label(a, relabel, retry_failed)]
     labeler = _build(spec) if spec.kind == "potential" else None
-    for k in todo:  # refuse an element the labeler does not know before anything is written
+    for k in todo:  # refuse overlapping atoms and elements the labeler does not know
+        _check_overlap(images[k], source, k)  # before anything is written
         getattr(labeler, "check", lambda atoms: None)(images[k])
     work = output.with_name(output.name + ".labeling.h5")
     parameters = {"job": "label", "source": str(source.resolve()), "labeler": asdict(spec),
@@ -340,3 +352,11 @@ def label_dataset(source, spec=None, output=None, workers=1, scheduler=None, rel
     work.unlink()
     summary["seconds"] = time.perf_counter() - start
     return summary
+
+
+def _check_overlap(atoms, source, index):
+    """A dataset written before emtool refused overlapping atoms: refuse to label it."""
+    try:
+        check_overlap(atoms.positions, atoms.cell.array, atoms.pbc)
+    except StructureError as err:
+        raise StructureError(f"{source}: configuration {index}: {err}") from None

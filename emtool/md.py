@@ -24,6 +24,7 @@ state, NVE runs of equal length at several timesteps dt, each sampled n times, g
 
 which velocity Verlet makes proportional to dt^2 for small dt (:func:`energy_conservation`).
 """
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -35,14 +36,13 @@ from ase import units
 from ase.build import bulk
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from emtool.errors import EmtoolError
+from emtool.files import StagedFile
 from emtool.kernels.verlet import csvr_factor, kinetic_energy, verlet_drift, verlet_kick
-from emtool.neighbors import neighbor_list
+from emtool.neighbors import check_overlap
 from emtool.params import ParameterError
 from emtool.snap import run_kernel
 from emtool.structure import StructureError, check_structure
-
-#: Two atoms (or periodic images) closer than this (Å) overlap: rejected as MD input.
-OVERLAP_DISTANCE = 0.5
 
 #: Samples of an NVE run are averaged in this many consecutive blocks for the error of dH.
 ERROR_BLOCKS = 10
@@ -57,7 +57,7 @@ DIVERGENCE_FACTOR = 10.0
 DIVERGENCE_FLOOR = 1000.0
 
 
-class MDError(RuntimeError):
+class MDError(EmtoolError, RuntimeError):
     """The dynamics failed: the potential gave non-finite energy or forces."""
 
 
@@ -84,17 +84,6 @@ def _count(name, value, minimum=1):
     if isinstance(value, (bool, np.bool_)) or int(value) != value or value < minimum:
         raise ParameterError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
-
-
-def check_overlap(positions, cell, pbc, distance=OVERLAP_DISTANCE):
-    """Raise StructureError if two atoms or periodic images are closer than ``distance`` (Å)."""
-    nl = neighbor_list(positions, cell, pbc, distance)
-    if len(nl.i):
-        r = np.linalg.norm(nl.rij, axis=1)
-        p = int(np.argmin(r))
-        raise StructureError(f"overlapping atoms: {nl.i[p]} and {nl.j[p]} (image "
-                             f"{tuple(int(s) for s in nl.shift[p])}) are {r[p]:.3g} Å apart, "
-                             f"closer than {distance} Å")
 
 
 class MDState(NamedTuple):
@@ -131,7 +120,7 @@ class MDSystem:
         Anything with ``evaluate(atoms) -> dict(energy=eV, forces=(N, 3) eV/Å, ...)``, e.g.
         ``emtool.calculators.load_potential(spec)``.
     atoms : ase.Atoms
-        At least 2 atoms, no two closer than ``OVERLAP_DISTANCE``; masses from
+        At least 2 atoms, no two closer than ``emtool.neighbors.OVERLAP_DISTANCE``; masses from
         ``atoms.get_masses()`` (amu, ASE's standard masses unless set).
     """
 
@@ -305,7 +294,9 @@ class TrajectoryWriter:
 
     ``.traj``: ASE's binary trajectory, full double precision. ``.xyz``/``.extxyz``:
     extended XYZ text (positions rounded to 1e-8 Å by ASE's writer). Each frame carries the
-    velocities, the potential energy and forces, and its ``info``. Use as a context manager.
+    velocities, the potential energy and forces, and its ``info``. Use as a context manager:
+    frames go to a staged file (``emtool.files``) that replaces ``path`` when the run ends, is
+    interrupted (Ctrl-C) or diverges (``EmtoolError``), and is deleted on any other error.
     """
 
     def __init__(self, path):
@@ -314,11 +305,12 @@ class TrajectoryWriter:
         if self.format is None:
             raise ParameterError(f"trajectory file {path}: suffix must be one of "
                                  f"{', '.join(TRAJECTORY_FORMATS)}")
+        self._file = StagedFile(self.path)
         if self.format == "traj":
             from ase.io.trajectory import Trajectory
-            self._handle = Trajectory(str(self.path), "w")
+            self._handle = Trajectory(str(self._file.temporary), "w")
         else:
-            self._handle = open(self.path, "w")
+            self._handle = self._file.open("w")
         self.frames = 0
 
     def write(self, atoms):
@@ -329,14 +321,19 @@ class TrajectoryWriter:
             write(self._handle, atoms, format="extxyz")
         self.frames += 1
 
-    def close(self):
-        self._handle.close()
+    def close(self, keep=True):
+        try:
+            self._handle.close()
+        except BaseException:
+            self._file.close(keep=False)
+            raise
+        self._file.close(keep)
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, kind, error, traceback):
+        self.close(keep=kind is None or issubclass(kind, (KeyboardInterrupt, EmtoolError)))
 
 
 def _stride(total, updates=200):
@@ -393,7 +390,7 @@ def run_md(atoms, potential, timestep, steps, temperature=None, thermostat_tau=N
     writer = TrajectoryWriter(trajectory) if trajectory else None
     stride = _stride(steps)
     start = time.perf_counter()
-    try:
+    with writer or contextlib.nullcontext():
         thermo(thermo_row(system, 0, timestep, state))
         if writer:
             writer.write(system.snapshot(state, step=0, time=0.0, timestep=timestep))
@@ -405,9 +402,6 @@ def run_md(atoms, potential, timestep, steps, temperature=None, thermostat_tau=N
                                              timestep=timestep))
             if progress and (step % stride == 0 or step == steps):
                 progress(step, steps)
-    finally:
-        if writer:
-            writer.close()
     seconds = time.perf_counter() - start
     return dict(natoms=len(system), steps=steps, seconds=seconds,
                 ns_per_day=steps * timestep * 1e-6 * 86400 / seconds,
@@ -613,13 +607,10 @@ def energy_conservation(potential, protocol=NVEProtocol(), atoms=None, trajector
 
     start_time = time.perf_counter()
     writer = TrajectoryWriter(trajectory) if trajectory else None
-    try:
+    with writer or contextlib.nullcontext():
         start = equilibrate(system, protocol, tick)
         done = equilibration_steps
         table = [nve_run(system, start, t, protocol, writer, tick) for t in protocol.timesteps]
-    finally:
-        if writer:
-            writer.close()
     fitted = [r for r in table if r["timestep"] <= protocol.fit_max_timestep and not r["diverged"]]
     slope, error = loglog_slope([r["timestep"] for r in fitted], [r["delta_h"] for r in fitted])
     return dict(natoms=len(system), temperature=protocol.temperature,

@@ -16,7 +16,7 @@ import numpy as np
 
 from emtool.kernels.neighbors import neighbor_pairs_cells, neighbor_pairs_direct
 from emtool.params import ParameterError
-from emtool.structure import check_structure
+from emtool.structure import StructureError, check_structure
 
 #: ``method="auto"`` uses the cell list from this many atoms on. Measured crossovers at
 #: cutoff 4.73 Å and W density: ~150 atoms for random positions (100: direct 0.21 ms, cells
@@ -94,6 +94,26 @@ def neighbor_list(positions, cell, pbc, cutoff, method="auto"):
         pairs = neighbor_pairs_direct(positions, cell, pbc, cutoff)
     offsets = np.searchsorted(pairs[0], np.arange(len(positions) + 1)).astype(np.int64)
     return NeighborList(*pairs, offsets)
+
+
+#: Two atoms (or periodic images) closer than this (Å) overlap. No interatomic potential is
+#: meant for them (W's nearest neighbors are 2.74 Å apart; its ZBL core gives +1.8 keV at
+#: 0.1 Å), so datasets (import, generate, label), the calculators and MD refuse them.
+OVERLAP_DISTANCE = 0.5
+
+
+def check_overlap(positions, cell, pbc, distance=OVERLAP_DISTANCE, nl=None):
+    """Raise ``StructureError`` if two atoms or periodic images are closer than ``distance``
+    (Å). ``positions`` (N, 3) Å, ``cell`` (3, 3) Å rows, ``pbc`` as for ``neighbor_list``;
+    ``nl``: their neighbor list for a cutoff >= ``distance``, if already built."""
+    if nl is None:
+        nl = neighbor_list(positions, cell, pbc, distance)
+    r = np.linalg.norm(nl.rij, axis=1)
+    if len(r) and r.min() < distance:
+        p = int(np.argmin(r))
+        raise StructureError(f"overlapping atoms: {nl.i[p]} and {nl.j[p]} (image "
+                             f"{tuple(int(s) for s in nl.shift[p])}) are {r[p]:.3g} Å apart, "
+                             f"closer than {distance} Å")
 
 
 def neighbor_list_atoms(atoms, cutoff, method="auto"):

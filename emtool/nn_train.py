@@ -164,14 +164,23 @@ class TrainingData:
 
 def collect_records(images, params, reference=None, forces=False, workers=1, source=None):
     """Descriptor records (``descriptor_record``) of ``images``, in order; computed in
-    worker processes reading ``source`` (the images' dataset) when ``workers`` > 1."""
-    from emtool.parallel import run_indexed
+    worker processes reading ``source`` (the images' dataset) when ``workers`` > 1. Progress
+    is logged (INFO) every 10 %."""
+    from emtool.parallel import ProgressLog, run_indexed
+    progress = ProgressLog(LOG, "descriptors", len(images))
     if workers <= 1 or source is None:
-        return [descriptor_record(a, params, reference, forces) for a in images]
+        records = []
+        for atoms in images:
+            records.append(descriptor_record(atoms, params, reference, forces))
+            progress.advance()
+        return records
     found = {}
+
+    def take(item):
+        found.update([item])
+        progress.advance()
     run_indexed(_record_from_file, (params, reference, forces, str(source)),
-                [a.info["index"] for a in images], lambda item: found.update([item]), workers,
-                chunk=32)
+                [a.info["index"] for a in images], take, workers, chunk=32)
     return [found[a.info["index"]] for a in images]
 
 
@@ -293,7 +302,8 @@ def train_network(data, params, settings, train, validation, checkpoint=None,
 
     train, validation : configuration index arrays; checkpoint : path of the resumable
     checkpoint (removed at the end); fingerprint : JSON-able description of the job that a
-    checkpoint must match to be resumed; on_epoch(epoch, record) : progress callback;
+    checkpoint must match to be resumed; on_epoch(epoch, record) : progress callback (the
+    losses are also logged at INFO every ``epochs``/20 epochs);
     threads : PyTorch threads (1 is fastest for the paper's small networks; a thread waiting
     for a busy core makes every batch 10x slower).
     """
@@ -336,6 +346,9 @@ def _train(torch, data, params, settings, train, validation, checkpoint, checkpo
         scheduler.load_state_dict(saved["scheduler"])
         state = saved["state"]
         LOG.info("resuming from %s at epoch %d", checkpoint, state["epoch"])
+    LOG.info("training %s: %d training, %d validation configurations, %d epochs",
+             settings.architecture, len(train), len(validation), settings.epochs)
+    log_every = max(1, settings.epochs // 20)
     while state["epoch"] < settings.epochs:
         epoch = state["epoch"] + 1
         start = time.perf_counter()
@@ -356,6 +369,10 @@ def _train(torch, data, params, settings, train, validation, checkpoint, checkpo
                                                      optimizer=optimizer.state_dict(),
                                                      scheduler=scheduler.state_dict(),
                                                      state=state))
+        if epoch % log_every == 0 or epoch == settings.epochs:
+            LOG.info("epoch %d/%d: train loss %.4g, validation loss %.4g, lr %.3g, %.2f s/epoch",
+                     epoch, settings.epochs, train_loss, val_loss, record["learning_rate"],
+                     record["seconds"])
         if on_epoch is not None:
             on_epoch(epoch, record)
     network.load_state_dict(state["best"])
@@ -407,7 +424,8 @@ def fit_network_dataset(train_path, output, settings, params, zbl=None, test_gro
                         descriptors=None, workers=1, on_epoch=None, threads=1):
     """Train a network potential on the labeled configurations of dataset ``train_path``, save
     it as an emtool model file ``output`` and return its metadata (settings, split, per-epoch
-    history, train/validation/test metrics from emtool's own evaluation).
+    history, train/validation/test metrics from emtool's own evaluation and, as ``subsets``,
+    which configurations each part took: ``emtool.models``).
 
     params : linear SnapParams of one element (element name filled in from the data);
     zbl : ZBLSpec subtracted from the labels and overlaid; descriptors : optional
@@ -417,11 +435,12 @@ def fit_network_dataset(train_path, output, settings, params, zbl=None, test_gro
     from emtool.dataset import read_dataset
     from emtool.evaluate import evaluate_images
     from emtool.fit import _summary
-    from emtool.models import save_model
+    from emtool.models import save_model, subset_record
     from emtool.zbl import ZBLPotential
     _import_torch()
     positions, images = [], []
-    for k, atoms in enumerate(read_dataset(train_path)):
+    stored = read_dataset(train_path)
+    for k, atoms in enumerate(stored):
         if atoms.calc is not None and np.isfinite(atoms.calc.results.get("energy", np.nan)):
             positions.append(k)
             images.append(atoms)
@@ -466,6 +485,10 @@ def fit_network_dataset(train_path, output, settings, params, zbl=None, test_gro
                     seconds_descriptors=seconds_descriptors, seconds_training=seconds_training,
                     seconds_per_epoch=float(np.median([h["seconds"] for h in history])),
                     best_validation_loss=info["best_validation_loss"], metrics=metrics,
-                    history=history)
+                    history=history,
+                    subsets=subset_record(train_path, stored,
+                                          **{name: [images[k] for k in part] for name, part in
+                                             (("train", train), ("validation", validation),
+                                              ("test", test))}))
     save_model(output, potential, metadata)
     return metadata

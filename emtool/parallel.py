@@ -5,9 +5,30 @@ are run. ``run_indexed`` hands results to a callback as they complete (any order
 caller orders them (the dataset writer sorts by index).
 """
 import logging
+import math
 import os
+import time
 
 LOG = logging.getLogger(__name__)
+
+
+class ProgressLog:
+    """INFO lines ``"<what>: done/total configurations (p %), s"`` through ``logger`` each time
+    another ``step`` fraction of ``total`` is done (default 10 %) and at the end, so that a
+    log file shows the progress of a long loop; ``advance()`` once per finished item."""
+
+    def __init__(self, logger, what, total, step=0.1):
+        self.logger, self.what, self.total = logger, what, int(total)
+        self.every = max(1, math.ceil(step * self.total))
+        self.done = 0
+        self.start = time.perf_counter()
+
+    def advance(self, count=1):
+        before, self.done = self.done, self.done + count
+        if self.done // self.every > before // self.every or self.done == self.total:
+            self.logger.info("%s: %d/%d configurations (%.0f %%), %.1f s", self.what, self.done,
+                             self.total, 100 * self.done / max(1, self.total),
+                             time.perf_counter() - self.start)
 
 
 def chunks(indices, size):

@@ -8,6 +8,7 @@ sets the number of components D.
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from emtool.errors import EmtoolError
 
 #: LAMMPS ``.snapparam`` / ``compute sna/atom`` keywords that emtool reads, and their defaults.
 #: ``rcutfac`` and ``twojmax`` are required in LAMMPS files; emtool defaults them to the paper's
@@ -19,7 +20,7 @@ SUPPORTED_KEYWORDS = ("rcutfac", "twojmax", "rfac0", "rmin0", "switchflag", "bze
 FIXED_KEYWORDS = {"chemflag": 0, "bnormflag": 0, "wselfallflag": 0, "switchinnerflag": 0}
 
 
-class ParameterError(ValueError):
+class ParameterError(EmtoolError, ValueError):
     """An invalid or unsupported descriptor or potential parameter."""
 
 
@@ -79,6 +80,9 @@ class SnapParams:
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
+        for name in ("radelem", "wj", "rcutfac", "rfac0", "rmin0", "wself", "twojmax"):
+            if np.atleast_1d(getattr(self, name)).dtype.kind not in "biuf":
+                raise ParameterError(f"{name} must be a number, got {getattr(self, name)!r}")
         set_("radelem", tuple(float(r) for r in np.atleast_1d(self.radelem)))
         set_("wj", tuple(float(w) for w in np.atleast_1d(self.wj)))
         set_("elements", tuple(str(e) for e in self.elements))

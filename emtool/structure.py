@@ -6,13 +6,14 @@ is not used (it may be zero) and atoms may lie outside the cell. Kernels assume 
 ``check_structure``.
 """
 import numpy as np
+from emtool.errors import EmtoolError
 
 #: Smallest accepted volume of the periodic lattice vectors, normalised to unit length
 #: (|det| for three, |sin angle| for two); below it they count as linearly dependent.
 MIN_NORMALIZED_VOLUME = 1e-8
 
 
-class StructureError(ValueError):
+class StructureError(EmtoolError, ValueError):
     """An invalid atomic structure (positions, cell or periodicity)."""
 
 

@@ -3,7 +3,6 @@ import importlib.util
 import logging
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -73,17 +72,18 @@ def _slice(index):
 
 
 def compute_descriptors(images, params, output, derivatives=False):
-    """Bispectrum components of ``images`` into the .npz ``output`` (see ``emtool descriptors``)."""
+    """Bispectrum components of ``images`` into the .npz ``output`` (see ``emtool descriptors``);
+    progress is logged (INFO) every 10 % of the configurations."""
+    from emtool.parallel import ProgressLog
     blocks, grads, virials = [], [], []
-    start = time.perf_counter()
-    for k, atoms in enumerate(images):
+    progress = ProgressLog(LOG, "descriptors", len(images))
+    for atoms in images:
         blocks.append(bispectrum(atoms, params))
         if derivatives:
             der = bispectrum_derivatives(atoms, params)
             grads.append(der.per_atom())
             virials.append(der.virial())
-        LOG.info("configuration %d/%d: %d atoms", k + 1, len(images), len(atoms))
-    LOG.info("descriptors of %d configurations in %.2f s", len(images), time.perf_counter() - start)
+        progress.advance()
     arrays = dict(B=np.vstack(blocks),
                   config_offsets=np.cumsum([0] + [len(a) for a in images]),
                   twojmax=params.twojmax, rcutfac=params.rcutfac, rfac0=params.rfac0,

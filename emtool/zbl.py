@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from emtool.kernels import zbl as _k
+from emtool.params import ParameterError
 
 #: LAMMPS ``units metal``: e^2 / (4 pi eps0) in eV Å (``force->qqr2e``), elementary charge
 #: (``force->qelectron``) and Å per distance unit (``force->angstrom``).
@@ -43,11 +44,11 @@ def zbl_coefficients(z_i, z_j, r_inner, r_outer):
     """
     z_i, z_j, r_inner, r_outer = map(float, (z_i, z_j, r_inner, r_outer))
     if not all(math.isfinite(v) for v in (z_i, z_j, r_inner, r_outer)):
-        raise ValueError("ZBL charges and cutoffs must be finite")
+        raise ParameterError("ZBL charges and cutoffs must be finite")
     if z_i <= 0 or z_j <= 0:
-        raise ValueError(f"ZBL nuclear charges must be > 0, got {z_i}, {z_j}")
+        raise ParameterError(f"ZBL nuclear charges must be > 0, got {z_i}, {z_j}")
     if not 0 < r_inner < r_outer:
-        raise ValueError(f"ZBL cutoffs need 0 < r_inner < r_outer, got {r_inner}, {r_outer}")
+        raise ParameterError(f"ZBL cutoffs need 0 < r_inner < r_outer, got {r_inner}, {r_outer}")
     c = np.zeros(_k.N_COEFFS)
     ainv = (z_i ** PZBL + z_j ** PZBL) / (A0 * ANGSTROM_METAL)
     c[[_k.D1A, _k.D2A, _k.D3A, _k.D4A]] = [_k.D1 * ainv, _k.D2 * ainv, _k.D3 * ainv,
@@ -84,7 +85,6 @@ class ZBLPotential:
         try:
             return np.array([lookup[s] for s in atoms.get_chemical_symbols()], np.int64)
         except KeyError as err:
-            from emtool.params import ParameterError
             raise ParameterError(f"ZBL has no charge for element {err.args[0]}") from None
 
     def energy_forces_virial(self, atoms):

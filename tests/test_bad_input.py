@@ -86,8 +86,8 @@ def test_cli_errors_are_one_line_exit_2(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["fit", "{data}", "-o", "{out}", "--energy-weight", "-1"], "weights must be finite and >= 0"),
-    (["fit", "{data}", "-o", "{out}", "--stress-weight", "nan"], "weights must be finite and >= 0"),
+    (["fit", "{data}", "-o", "{out}", "--energy-weight", "-1"], "--energy-weight must be finite and >= 0"),
+    (["fit", "{data}", "-o", "{out}", "--stress-weight", "nan"], "--stress-weight must be finite and >= 0"),
     (["fit", "{data}", "-o", "{out}", "--workers", "0"], "--workers must be >= 1"),
     (["label", "{data}", "-o", "{out}", "--workers", "0"], "--workers must be >= 1"),
     (["evaluate", "{data}", "{data}", "--workers", "-2"], "--workers must be >= 1"),

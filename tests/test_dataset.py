@@ -27,8 +27,11 @@ def make_config(index):
     energy+forces+stress); info scalars of every JSON type."""
     rng = np.random.default_rng(index)
     n = int(rng.integers(1, 5))
-    atoms = Atoms(numbers=rng.choice([74, 42, 1], n), positions=rng.uniform(-1, 4, (n, 3)),
-                  cell=np.diag(rng.uniform(3, 6, 3)) + rng.uniform(-0.5, 0.5, (3, 3)),
+    cell = np.diag(rng.uniform(3, 6, 3)) + rng.uniform(-0.5, 0.5, (3, 3))
+    # apart by more than emtool's overlap bound, some outside the cell
+    scaled = (np.array([[0, 0, 0], [0.5, 0, 0], [0, 0.5, 0], [0, 0, 0.5]])[:n]
+              + rng.uniform(-0.05, 0.05, (n, 3)) + rng.integers(-1, 2, (n, 3)))
+    atoms = Atoms(numbers=rng.choice([74, 42, 1], n), positions=scaled @ cell, cell=cell,
                   pbc=rng.random(3) < 0.7)
     kind = index % 4
     if kind:

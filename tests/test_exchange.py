@@ -404,3 +404,217 @@ def test_fitsnap_names_without_source_and_what_fitsnap_cannot_hold(tmp_path):
     with pytest.raises(ExchangeError, match=r"index 10: info keys \['Energy'\] clash"):
         write_fitsnap_json(images, tmp_path / "again")
     assert not (tmp_path / "again").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# label names (ASE's or MACE's) and `emtool info` on files that are not datasets
+
+def _cli(*args):
+    from click.testing import CliRunner
+    from emtool.cli import main
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _labeled_dataset(path):
+    """A small dataset: two labeled configurations (one with stress), one unlabeled, groups."""
+    images = [_labeled(displaced_bcc(1), 1), _labeled(random_box(2, natoms=5), 2, stress=False),
+              Atoms("W", positions=[[0.1, 0.2, 0.3]], cell=np.eye(3) * 2.5, pbc=True)]
+    for atoms, group in zip(images, ["bcc", "EM+", "110"]):
+        atoms.info.update(group=group, K=5.0)
+    write_dataset(path, images)
+    return read_arrays(path)
+
+
+def test_export_with_mace_keys_reads_back_the_same_labels_and_groups(tmp_path):
+    data = tmp_path / "data.h5"
+    original = _labeled_dataset(data)
+    result = _cli("export", data, "-o", tmp_path / "mace.xyz", "--format", "extxyz",
+                  "--keys", "mace")
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "mace.xyz").read_text()
+    assert "REF_energy=" in text and ":REF_forces:R:3" in text and "config_type=bcc" in text
+    assert not re.search(r"(^| )(energy|stress|group)=|:forces:", text, re.M)
+    # what MACE reads: info REF_energy (total eV), arrays REF_forces, info REF_stress as the
+    # Voigt 6-vector in ASE's order and sign, info config_type
+    frames = _read_all(tmp_path / "mace.xyz")
+    assert all(frame.calc is None for frame in frames)
+    assert same_bits(frames[0].info["REF_energy"], original["energy"][0])
+    assert same_bits(frames[0].arrays["REF_forces"], original["forces"][:len(frames[0])])
+    assert same_bits(frames[0].info["REF_stress"], original["stress"][0])
+    assert [f.info["config_type"] for f in frames] == ["bcc", "EM+", "110"]
+    assert "REF_stress" not in frames[1].info and "REF_energy" not in frames[2].info
+
+    for keys in ([], ["--keys", "mace"]):
+        back = tmp_path / f"back{len(keys)}.h5"
+        result = _cli("import", tmp_path / "mace.xyz", "-o", back, *keys)
+        assert result.exit_code == 0, result.output
+        assert "mace keys" in result.output
+        arrays = read_arrays(back)
+        for name in ("energy", "forces", "stress", "positions", "cell", "index"):
+            assert same_bits(arrays[name], original[name]), name
+        assert arrays["group"].tolist() == ["bcc", "EM+", "110"]
+        assert [json.loads(text) for text in arrays["info"]] == \
+            [json.loads(text) for text in original["info"]]
+    result = _cli("export", back, "-o", tmp_path / "again.xyz", "--format", "extxyz",
+                  "--keys", "mace")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "again.xyz").read_bytes() == (tmp_path / "mace.xyz").read_bytes()
+
+
+def test_a_mace_style_file_imports_labeled(tmp_path):
+    rng = np.random.default_rng(11)
+    frames = []
+    for k, (atoms, group) in enumerate([(displaced_bcc(3), "bulk"),
+                                        (random_box(4, natoms=6), "amorphous")]):
+        atoms.info.update(REF_energy=float(rng.normal(-50, 5)), config_type=group)
+        stress = rng.normal(scale=1e-2, size=6)
+        # MACE reads Voigt 6-vectors and 3x3 matrices alike
+        atoms.info["REF_stress"] = stress if k == 0 else \
+            np.array([[stress[0], stress[5], stress[4]], [stress[5], stress[1], stress[3]],
+                      [stress[4], stress[3], stress[2]]])
+        atoms.arrays["REF_forces"] = rng.normal(size=(len(atoms), 3))
+        frames.append(atoms)
+    ase.io.write(tmp_path / "train.xyz", frames, format="extxyz")
+    parsed = _read_all(tmp_path / "train.xyz")  # ASE's writer rounds: compare to what it reads
+    assert all(frame.calc is None for frame in parsed)
+
+    result = _cli("import", tmp_path / "train.xyz", "-o", tmp_path / "train.h5")
+    assert result.exit_code == 0, result.output
+    assert "2 groups" in result.output and "mace keys" in result.output
+    info = dataset_info(tmp_path / "train.h5")
+    assert info["labeled_configs"] == info["configs_with_forces"] == 2
+    assert info["configs_with_stress"] == 2
+    assert info["groups"] == {"amorphous": 1, "bulk": 1}
+    images = read_dataset(tmp_path / "train.h5")
+    for atoms, frame, original in zip(images, parsed, frames):
+        assert atoms.info["group"] == original.info["config_type"]
+        assert not {"REF_energy", "REF_stress", "config_type"} & set(atoms.info)
+        assert same_bits(atoms.get_potential_energy(), frame.info["REF_energy"])
+        assert same_bits(atoms.get_forces(), frame.arrays["REF_forces"])
+        np.testing.assert_allclose(atoms.get_potential_energy(), original.info["REF_energy"],
+                                   rtol=1e-12)
+        np.testing.assert_allclose(atoms.get_forces(), original.arrays["REF_forces"],
+                                   atol=1e-8)
+    voigt = frames[0].info["REF_stress"]
+    np.testing.assert_allclose(images[0].get_stress(), voigt, rtol=1e-12)
+    np.testing.assert_allclose(images[1].get_stress(voigt=False), frames[1].info["REF_stress"],
+                               rtol=1e-12)
+
+    # ASE's names only: the file is unlabeled, REF_ items stay metadata (with a warning)
+    result = _cli("import", tmp_path / "train.xyz", "-o", tmp_path / "ase.h5", "--keys", "ase")
+    assert result.exit_code == 0, result.output
+    info = dataset_info(tmp_path / "ase.h5")
+    assert info["labeled_configs"] == 0 and info["groups"] == {"train": 2}
+    assert read_dataset(tmp_path / "ase.h5")[0].info["config_type"] == "bulk"
+
+
+def test_labels_under_both_names_must_agree(tmp_path):
+    atoms = _labeled(displaced_bcc(6), 6, stress=False)
+    atoms.info["REF_energy"] = atoms.get_potential_energy()
+    atoms.arrays["REF_forces"] = atoms.get_forces().copy()
+    same = tmp_path / "same.xyz"
+    ase.io.write(same, [atoms], format="extxyz")
+    (read,) = read_structures_any(same)
+    (frame,) = _read_all(same)
+    assert same_bits(read.get_potential_energy(), frame.info["REF_energy"])
+    assert same_bits(read.get_forces(), frame.arrays["REF_forces"])
+
+    atoms.arrays["REF_forces"][2, 1] += 1e-3
+    differ = tmp_path / "differ.xyz"
+    ase.io.write(differ, [atoms], format="extxyz")
+    with pytest.raises(ExchangeError, match=r"differ\.xyz: frame 0: forces differs between "
+                                            r"REF_forces and forces; choose .*keys="):
+        read_structures_any(differ)
+    result = _cli("import", differ, "-o", tmp_path / "out.h5")
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "differ.xyz" in lines[0] and "REF_forces" in lines[0], lines
+    assert "Traceback" not in result.output and not (tmp_path / "out.h5").exists()
+    (frame,) = _read_all(differ)
+    for keys, forces in (("ase", frame.get_forces()), ("mace", frame.arrays["REF_forces"])):
+        (read,) = read_structures_any(differ, keys=keys)
+        assert same_bits(read.get_forces(), forces)
+
+
+def test_default_export_is_unchanged(tmp_path):
+    atoms = Atoms("W2", positions=[[0, 0, 0], [1.6, 1.5, 1.4]], pbc=True,
+                  cell=[[3.2, 0, 0], [0.1, 3.1, 0], [0, 0, 3.0]],
+                  info={"group": "bcc 110", "K": 5.0, "tag": "110"})
+    atoms.calc = SinglePointCalculator(
+        atoms, energy=-25.125, forces=[[0.5, -0.25, 0.125], [-0.5, 0.25, -0.125]],
+        stress=[0.01, 0.02, 0.03, -0.004, 0.005, 0.006])
+    write_dataset(tmp_path / "d.h5", [atoms, Atoms("W", positions=[[0.1, 0.2, 0.3]],
+                                                   cell=np.eye(3) * 2.5, pbc=True)])
+    # written by the exporter before label names could be chosen
+    expected = (
+        '2\nLattice="3.2 0.0 0.0 0.1 3.1 0.0 0.0 0.0 3.0" '
+        'Properties=species:S:1:pos:R:3:forces:R:3 energy=-25.125 stress="0.01 0.006 0.005 '
+        '0.006 0.02 -0.004 0.005 -0.004 0.03" index=0 group="bcc 110" K=5.0 '
+        'tag="_JSON \\"110\\"" pbc="T T T"\n'
+        'W 0.0 0.0 0.0 0.5 -0.25 0.125\nW 1.6 1.5 1.4 -0.5 0.25 -0.125\n'
+        '1\nLattice="2.5 0.0 0.0 0.0 2.5 0.0 0.0 0.0 2.5" Properties=species:S:1:pos:R:3 '
+        'index=1 group="_JSON \\"\\"" pbc="T T T"\nW 0.1 0.2 0.3\n')
+    for keys in ([], ["--keys", "ase"]):
+        out = tmp_path / f"out{len(keys)}.xyz"
+        result = _cli("export", tmp_path / "d.h5", "-o", out, "--format", "extxyz", *keys)
+        assert result.exit_code == 0, result.output
+        assert out.read_text() == expected
+    with pytest.raises(ParameterError, match="extxyz only"):
+        export_dataset(tmp_path / "d.h5", tmp_path / "json", "fitsnap-json", keys="mace")
+    atoms.info["config_type"] = "x"
+    with pytest.raises(ExchangeError, match=r"index 0: info keys \['config_type'\]"):
+        write_extxyz([atoms], tmp_path / "clash.xyz", keys="mace")
+    assert not (tmp_path / "json").exists() and not (tmp_path / "clash.xyz").exists()
+
+
+def test_info_summarizes_any_file_import_reads(tmp_path):
+    from emtool.dataset import DatasetError
+    from emtool.exchange import structures_info
+
+    data = tmp_path / "data.h5"
+    _labeled_dataset(data)
+    export_dataset(data, tmp_path / "mace.xyz", "extxyz", keys="mace")
+    bcc = displaced_bcc(8)
+    bcc.set_momenta(np.ones((len(bcc), 3)))
+    ase.io.write(tmp_path / "POSCAR", bcc, format="vasp")
+    ase.io.write(tmp_path / "md.traj", bcc)
+
+    result = _cli("info", tmp_path / "mace.xyz")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"{tmp_path / 'mace.xyz'}: extxyz file, not an emtool dataset, labels " \
+                       f"under mace names (REF_energy, REF_forces, REF_stress, config_type)"
+    assert lines[1] == "configurations: 3 (22 atoms, natoms 1 to 16)"
+    assert lines[2] == "labels: 2 with energy, 2 with forces, 1 with stress"
+    assert "elements: W" in lines
+    assert lines[lines.index("groups (3):") + 1:] == ["  110  1", "  EM+  1", "  bcc  1"]
+
+    result = _cli("info", tmp_path / "mace.xyz", "--json")
+    summary = json.loads(result.output)
+    reference = dataset_info(data)
+    for key in ("configs", "atoms", "labeled_configs", "configs_with_forces",
+                "configs_with_stress", "groups", "natoms", "periodic_configs", "elements"):
+        assert summary[key] == reference[key], key
+    for key in ("volume", "volume_per_atom", "energy_per_atom"):
+        np.testing.assert_allclose(summary[key], reference[key], rtol=1e-12)
+    assert summary["format"] == "extxyz" and summary["keys"] == "mace"
+
+    poscar = structures_info(tmp_path / "POSCAR")
+    assert poscar["format"] == "vasp" and poscar["configs"] == 1 and poscar["atoms"] == 16
+    assert poscar["labeled_configs"] == poscar["configs_with_stress"] == 0
+    assert poscar["groups"] == {"POSCAR": 1} and poscar["energy_per_atom"] is None
+    traj = structures_info(tmp_path / "md.traj")
+    assert traj["not_kept"] == ["momenta"]
+    result = _cli("info", tmp_path / "md.traj")
+    assert result.exit_code == 0 and "not imported: momenta" in result.output
+    result = _cli("info", data)
+    assert result.exit_code == 0 and ": emtool dataset, format" in result.output
+
+    (tmp_path / "garbage.xyz").write_text("3\nnot an xyz frame\nW 0 0\n")
+    for bad in ("garbage.xyz", "missing.xyz"):
+        with pytest.raises(DatasetError, match=bad):
+            structures_info(tmp_path / bad)
+        result = _cli("info", tmp_path / bad)
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("Error: ") and bad in lines[0], lines

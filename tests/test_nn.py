@@ -178,7 +178,7 @@ def test_fit_network_from_descriptor_file_and_bad_input(tmp_path):
     model = (tmp_path / "m.json").read_bytes()
     again = run(*common, "--model", "nn:A1", "--twojmax", "4")
     assert again.exit_code == 2 and "exists; pass --overwrite" in again.output
-    bad = run(*common, "-o", tmp_path / "d.h5", "--overwrite")
+    bad = run(*common, "--model", "nn:A1", "-o", tmp_path / "d.h5", "--overwrite")
     assert bad.exit_code == 2 and "would replace the input" in bad.output
     assert (tmp_path / "m.json").read_bytes() == model
     common.append("--overwrite")

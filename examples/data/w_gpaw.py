@@ -27,12 +27,12 @@ measure what the cheaper settings cost.
 Usage (from the repository root; GPAW's venv as in docs/dft.md)::
 
     python examples/data/w_gpaw.py inputs          # writes the unlabeled parts (seconds)
-    python examples/data/w_gpaw.py label PART      # bcc, de, em or k222 (hours; resumable)
+    python examples/data/w_gpaw.py label PART [N]  # bcc, de, em or k222 (hours; resumable)
     python examples/data/w_gpaw.py assemble        # committed files + finished -> *.h5
     python examples/data/w_gpaw.py status          # what is labeled so far
 
 ``inputs`` is deterministic (fixed seeds), so every machine makes the same parts. ``label``
-runs ``emtool label --workers 1`` (one single-threaded GPAW) on the configurations of the part
+runs ``emtool label --workers N`` (N single-threaded GPAWs, default 1) on the configurations of the part
 that the committed files do not hold yet; Ctrl-C or a kill keeps every finished configuration
 in ``OUT.labeling.h5`` and its journal, and the same command resumes. ``assemble`` merges the
 committed files with every finished configuration, also of an unfinished job, so the
@@ -134,9 +134,10 @@ def _part_path(part):
     return WORK / f"{part}.h5"
 
 
-def label(part):
-    """Run (or resume) ``emtool label`` with GPAW on the configurations of one part that the
-    committed files do not hold yet (``<part>_todo.h5``, written once per machine)."""
+def label(part, workers=1):
+    """Run (or resume) ``emtool label`` with ``workers`` single-threaded GPAWs on the
+    configurations of one part that the committed files do not hold yet (``<part>_todo.h5``,
+    written once per machine)."""
     source = _part_path(part)
     if not source.exists():
         raise SystemExit(f"{source} does not exist: run 'inputs' first")
@@ -152,7 +153,7 @@ def label(part):
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     subprocess.run([sys.executable, "-m", "emtool.cli", "-v", "label", str(todo),
                     "--potential", FACTORY, "--calc-args", json.dumps(settings),
-                    "--workers", "1", "-o", str(_labeled(todo))], check=True, cwd=ROOT, env=env)
+                    "--workers", str(workers), "-o", str(_labeled(todo))], check=True, cwd=ROOT, env=env)
 
 
 def _committed(path, part):
@@ -233,4 +234,5 @@ def status():
 if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else "status"
     {"inputs": inputs, "assemble": assemble, "status": status}.get(
-        command, lambda: label(sys.argv[2]) if command == "label" else sys.exit(__doc__))()
+        command, lambda: label(*sys.argv[2:3], *map(int, sys.argv[3:4])) if command == "label"
+        else sys.exit(__doc__))()

@@ -1,0 +1,11 @@
+"""The one root of the errors a user can cause: ``EmtoolError``.
+
+Every error that bad input, a bad file or a failed run raises in emtool derives from it, so
+that a program catches them all with one ``except emtool.EmtoolError`` and the command line
+turns them into one line and exit code 2 in one place (``emtool.cli``). Each subclass also
+derives from the builtin it refines (``ValueError`` or ``RuntimeError``), as before.
+"""
+
+
+class EmtoolError(Exception):
+    """Root of emtool's user-facing errors; ``str(err)`` is the one-line message."""
