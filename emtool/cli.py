@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from emtool.nn import ACTIVATIONS, ARCHITECTURES
+from emtool.nn import ACTIVATIONS, ARCHITECTURES, LAMMPS_ACTIVATIONS
 from emtool.errors import EmtoolError
 from emtool.files import StagedFile
 from emtool.params import SnapParams
@@ -95,9 +95,16 @@ def _at_least_one(ctx, param, value):
 
 
 def _non_negative(ctx, param, value):
-    """Weights: finite and >= 0 (or unset)."""
+    """Weights and penalties: finite and >= 0 (or unset)."""
     if value is not None and not 0.0 <= value < float("inf"):
         raise CliError(f"--{param.name.replace('_', '-')} must be finite and >= 0, got {value}")
+    return value
+
+
+def _positive(ctx, param, value):
+    """Times and scales: finite and > 0."""
+    if not 0.0 < value < float("inf"):
+        raise CliError(f"--{param.name.replace('_', '-')} must be finite and > 0, got {value}")
     return value
 
 
@@ -163,8 +170,9 @@ def snap_options(command):
                      help="Inner distance of the angular map and switching function, Å."),
         click.option("--switchflag", type=click.IntRange(0, 1), default=1, show_default=True,
                      help="1: smooth cosine cutoff function; 0: none."),
-        click.option("--bzeroflag", type=click.IntRange(0, 1), default=1, show_default=True,
-                     help="1: subtract the B of an isolated atom (LAMMPS default)."),
+        click.option("--bzeroflag", type=click.IntRange(0, 1), default=0, show_default=True,
+                     help="1: subtract the B of an isolated atom (LAMMPS compute's default). 0, "
+                          "as in fit, compare, select and the published SNAPs, by default."),
         click.option("--quadratic", is_flag=True,
                      help="Append the D(D+1)/2 quadratic products (LAMMPS quadraticflag 1)."),
     ]
@@ -238,7 +246,7 @@ def run(output, count, workers, epochs):
 @click.option("-n", "count", type=int, required=True, help="Number of configurations (indices 0..N-1).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Dataset file (HDF5). An existing file of the same job is resumed/extended.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Global seed; configuration k is a pure function of (seed, k).")
 @click.option("--workers", type=int, default=1, show_default=True, callback=_at_least_one,
               help="Local worker processes (one Numba thread each).")
@@ -379,7 +387,8 @@ def label(dataset, output, potential, calc_args, command, timeout, workers, sche
               help="Crystal structure [default: bcc for W].")
 @click.option("-a", "lattice_a", type=float, help="Lattice constant a, Å [default: 3.1652 for W].")
 @click.option("-c", "lattice_c", type=float, help="Lattice constant c, Å (hcp).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every group.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of every group.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 def expert(output, element, structure, lattice_a, lattice_c, seed, overwrite):
     """Write expert-style configuration groups (strained and displaced crystals, vacancies,
@@ -435,7 +444,7 @@ def import_(source, output, fmt, element, keys, overwrite):
 def export(dataset, dest, fmt, keys, overwrite):
     """Export a DATASET to extxyz (full precision) or a FitSNAP JSON folder, or a fitted
     model (emtool model .json) to LAMMPS (--format lammps): SNAP as DEST/model.snapcoeff,
-    .snapparam and, with ZBL, model.snap for `include`; a network as ML-IAP files
+    .snapparam and model.snap for `include` (pair_style snap, or with ZBL); a network as ML-IAP files
     DEST/model.mliap.model, .mliap.descriptor and the include file model.mliap (tanh,
     sigmoid, relu or linear activations; LAMMPS has no softplus)."""
     from emtool.exchange import export_dataset
@@ -490,14 +499,15 @@ def _model_name(ctx, param, value):
 @click.option("--zbl", type=float, nargs=3, metavar="Z R_INNER R_OUTER",
               help="Subtract ZBL (charge Z, switching R_INNER..R_OUTER Å) before fitting and "
                    "overlay it in the model.")
-@click.option("--ridge", type=float, default=0.0, show_default=True, help="Ridge penalty (SNAP).")
+@click.option("--ridge", type=float, default=0.0, show_default=True, callback=_non_negative,
+              help="Ridge penalty (SNAP).")
 @click.option("--validation", type=float, default=0.0, show_default=True,
               help="Random fraction of configurations held out for validation (SNAP).")
 @click.option("--validation-groups", default="",
               help="Comma-separated groups held out of training (group-wise split): the "
                    "validation set of a SNAP fit, the test set of a network (whose validation "
                    "set is then drawn from the other groups).")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the random split (and of network initialization and batch order).")
 @click.option("--fitsnap-input", type=click.Path(dir_okay=False),
               help="Take descriptor settings, group weights and the reference potential from a "
@@ -562,6 +572,9 @@ def _fit_network(train, output, model, params, zbl, groups, energy_weight, force
                                 epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                                 energy_weight=energy_weight, force_weight=force_weight or 0.0,
                                 seed=seed, split=fractions)
+    if activation not in LAMMPS_ACTIVATIONS:  # say it now, not at export after training
+        click.echo(f"note: LAMMPS's ML-IAP has no {activation}: this network runs in emtool "
+                   f"only; for LAMMPS use --activation {'|'.join(LAMMPS_ACTIVATIONS)}", err=True)
     every = max(1, epochs // 20)
     logged = logging.getLogger("emtool.nn_train").isEnabledFor(logging.INFO)  # -v logs them
 
@@ -694,7 +707,7 @@ potential_option = click.option(
     "--potential", default="reference:W", show_default=True, metavar="SPEC",
     help="reference:W, chgnet[:MODEL], sevenn[:MODEL], a .snapparam/.snap SNAP potential or an "
          "emtool model .json.")
-md_seed_option = click.option("--seed", type=int, default=0, show_default=True,
+md_seed_option = click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
                               help="Seed of the velocities and the thermostat.")
 
 
@@ -770,7 +783,7 @@ def nve(potential, timesteps, temperature, duration, samples, equilibration, see
 @click.option("--steps", type=int, default=1000, show_default=True, help="Number of steps.")
 @click.option("--temperature", type=float,
               help="K: Maxwell–Boltzmann start when STRUCTURE has no velocities; NVT target.")
-@click.option("--tau", type=float, default=100.0, show_default=True,
+@click.option("--tau", type=float, default=100.0, show_default=True, callback=_positive,
               help="CSVR time constant (nvt), fs.")
 @md_seed_option
 @click.option("--thermo-every", type=int, default=100, show_default=True,
@@ -841,11 +854,12 @@ def md(structure, potential, ensemble, timestep, steps, temperature, tau, seed, 
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--workers", type=int, default=1, show_default=True, callback=_at_least_one,
               help="Worker processes for the descriptors.")
-@click.option("--max-environments", type=int, default=100_000, show_default=True,
+@click.option("--max-environments", type=click.IntRange(min=0), default=100_000,
+              show_default=True,
               help="Environments per set in the nearest-neighbor analyses (entropy, coverage); "
                    "0: the smallest set's count. Their cost grows as the square of it "
                    "(10^5: ~20 s per pass on one core).")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the random environment samples.")
 def compare(reference, others, twojmax, rcutfac, components, outdir, as_json, workers,
             max_environments, seed):
@@ -862,8 +876,9 @@ def compare(reference, others, twojmax, rcutfac, components, outdir, as_json, wo
         columns = [int(c) for c in components.split(",") if c.strip()]
     except ValueError:
         raise CliError(f"--components must be comma-separated integers, got {components!r}") from None
-    result = compare_datasets([reference, *others], SnapParams(twojmax=twojmax, rcutfac=rcutfac),
-                              columns, max_environments, seed, workers)
+    params = SnapParams(twojmax=twojmax, rcutfac=rcutfac, bzeroflag=0)
+    result = compare_datasets([reference, *others], params, columns, max_environments, seed,
+                              workers)
     report = write_report(result, outdir)
     if as_json:
         click.echo(json.dumps(result.summary, indent=1))
@@ -891,7 +906,7 @@ def compare(reference, others, twojmax, rcutfac, components, outdir, as_json, wo
 @click.option("--twojmax", type=int, default=8, show_default=True,
               help="2J of the bispectrum descriptors (D = 5, 14, 30, 55 for 2, 4, 6, 8).")
 @click.option("--rcutfac", type=float, default=4.73, show_default=True, help="Cutoff, Å.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of --method random and of the environment sample of coverage.")
 @click.option("--workers", type=int, default=1, show_default=True, callback=_at_least_one,
               help="Worker processes for the descriptors.")
@@ -905,10 +920,10 @@ def select_(pool, count, output, method, existing, twojmax, rcutfac, seed, worke
     configuration keeps its pool index and gains selection_rank and selection_score."""
     from emtool.select import select_dataset
     check_output(output, overwrite, (pool, *existing))
+    params = SnapParams(twojmax=twojmax, rcutfac=rcutfac, bzeroflag=0)
     progress = _LazyProgress("select")
     try:
-        summary = select_dataset(pool, count, output, method, existing,
-                                 SnapParams(twojmax=twojmax, rcutfac=rcutfac), seed, workers,
+        summary = select_dataset(pool, count, output, method, existing, params, seed, workers,
                                  scheduler, progress)
     finally:
         progress.close()

@@ -347,8 +347,8 @@ def compare_datasets(paths, params=None, components=(0, 1, 2), nn_environments=N
     if not components or min(components) < 0 or max(components) >= d:
         raise ParameterError(f"components must be column numbers 0..{d - 1}, got {components}")
     if nn_environments < 0 or entropy_floor <= 0:
-        raise ParameterError(f"need nn_environments >= 0 and entropy_floor > 0, got "
-                             f"{nn_environments} and {entropy_floor}")
+        raise ParameterError(f"need nn_environments (--max-environments) >= 0 and "
+                             f"entropy_floor > 0, got {nn_environments} and {entropy_floor}")
     sets = [dataset_descriptors(path, params, workers) for path in paths]
     ref = sets[0]
     whitening = zca_whitening(ref.descriptors)

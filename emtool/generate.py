@@ -44,6 +44,10 @@ LATTICES = {"bcc": (lambda a, c: a ** 3 / 2, lambda a, c: a * np.sqrt(3.0) / 2),
 #: the scale is a property of the method, identical for every job).
 SCALE_SEED = 20211
 
+#: Most configurations of one job (one file): 10^7 of W's 32-40 atoms are ~15 GB of HDF5
+#: and a core-year of FIRE.
+MAX_CONFIGURATIONS = 10 ** 7
+
 #: Largest hard-sphere packing fraction a box may need for spheres whose diameter is the
 #: documented pair-distance bound (``exclusion_bound`` = 0.85 r_ex): random close packing;
 #: beyond it a random start cannot be relaxed to respect the bound.
@@ -117,11 +121,14 @@ class GeneratorParams:
         if self.element not in atomic_numbers:
             raise ParameterError(f"unknown element {self.element!r}")
         lo, hi = self.box_volumes
-        if not 0 < lo <= hi:
-            raise ParameterError(f"box volume range must satisfy 0 < min <= max, got {lo}..{hi}")
+        if not 0 < lo <= hi < np.inf:
+            raise ParameterError(f"box volume range (--volume-range) must satisfy 0 < min <= max < inf,"
+                                 f" got {lo * self.atomic_volume:.6g}..{hi * self.atomic_volume:.6g}"
+                                 " Å^3")
         nlo, nhi = self.natoms
         if int(nlo) != nlo or int(nhi) != nhi or not 2 <= nlo <= nhi:
-            raise ParameterError(f"atom count range must be integers 2 <= min <= max, got {nlo}..{nhi}")
+            raise ParameterError(f"atom count range (--natoms) must be integers 2 <= min <= max,"
+                                 f" got {nlo}..{nhi}")
         if not 0 < self.aspect[0] <= self.aspect[1]:
             raise ParameterError(f"aspect range must satisfy 0 < min <= max, got {self.aspect}")
         for name in ("atomic_volume", "exclusion_radius", "repulsion_energy", "rcut", "floor",
@@ -130,7 +137,8 @@ class GeneratorParams:
             if not (np.isfinite(value) and value > 0):
                 raise ParameterError(f"{name} must be a positive number, got {value}")
         if self.K < 0:
-            raise ParameterError("K is a magnitude (>= 0); choose its sign with sign='max'/'min'")
+            raise ParameterError("K is a magnitude (>= 0); choose its sign with sign "
+                                 "(--sign) max or min")
         if self.sign not in ("both", "max", "min"):
             raise ParameterError(f"sign must be 'both', 'max' or 'min', got {self.sign!r}")
         for name in ("max_steps", "overlap_steps"):
@@ -314,8 +322,9 @@ def generate_dataset(output, n, seed=0, params=None, workers=1, scheduler=None, 
     """
     from emtool.dataset import DatasetWriter
     from emtool.parallel import run_indexed
-    if int(n) != n or n < 1:
-        raise ParameterError(f"the number of configurations must be >= 1, got {n}")
+    if int(n) != n or not 1 <= n <= MAX_CONFIGURATIONS:
+        raise ParameterError(f"the number of configurations must be 1 to {MAX_CONFIGURATIONS:.0e}"
+                             f" (more: several jobs with other seeds), got {n}")
     params = (params or GeneratorParams()).with_descriptor_scale()
     parameters = {"job": "generate", "seed": int(seed), "generator": params.to_dict()}
     start = time.perf_counter()

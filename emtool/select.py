@@ -243,7 +243,7 @@ def select_dataset(pool, n, output, method="coverage", existing=(), params=None,
     from emtool.dataset import (DatasetError, dataset_info, provenance_record, read_arrays,
                                 read_dataset, write_dataset)
     from emtool.params import SnapParams
-    params = SnapParams(twojmax=8, rcutfac=4.73) if params is None else params
+    params = SnapParams(twojmax=8, rcutfac=4.73, bzeroflag=0) if params is None else params
     pool, output = Path(pool), Path(output)
     existing = [Path(p) for p in existing]
     for path in (pool, *existing):

@@ -97,7 +97,7 @@ class SnapPotential(DescriptorPotential):
         return cls(model.params, model.coeffs, model.zbl)
 
     def write(self, stem):
-        """Write ``stem.snapparam``, ``stem.snapcoeff`` (and ``stem.snap`` with ZBL)."""
+        """Write ``stem.snapparam``, ``stem.snapcoeff`` and the include file ``stem.snap``."""
         return write_snap_model(stem, self.params, self.coeffs, self.zbl)
 
     def evaluate(self, atoms):

@@ -556,7 +556,8 @@ def write_snapcoeff(path, params, coeffs):
 
 
 def write_snap_model(stem, params, coeffs, zbl=None):
-    """Write ``stem.snapparam``, ``stem.snapcoeff`` and, with ``zbl``, the include ``stem.snap``.
+    """Write ``stem.snapparam``, ``stem.snapcoeff`` and the include file ``stem.snap`` that
+    sets ``pair_style snap`` (``hybrid/overlay zbl ... snap`` with ``zbl``) and its pair_coeff.
 
     The include file names the two files without a folder, like the LAMMPS potentials folder
     does: LAMMPS opens them relative to its working directory, so ``include stem.snap`` must be
@@ -577,17 +578,20 @@ def write_snap_model(stem, params, coeffs, zbl=None):
     snapparam, snapcoeff = (stem.parent / f"{stem.name}.{ext}" for ext in ("snapparam", "snapcoeff"))
     write_snapcoeff(snapcoeff, params, coeffs)
     write_snapparam(snapparam, params)
-    if zbl is None:
-        return snapparam, snapcoeff
     include = stem.parent / f"{stem.name}.snap"
     n = params.n_elements
+    files = f"{snapcoeff.name} {snapparam.name} {' '.join(params.elements)}"
     lines = ["# UNITS: metal CONTRIBUTOR: emtool",
-             f"# SNAP+ZBL potential; atom types 1..{n} are {' '.join(params.elements)}.",
+             f"# SNAP{'+ZBL' if zbl else ''} potential; atom types 1..{n} are "
+             f"{' '.join(params.elements)}.",
              "# LAMMPS opens the pair_coeff files relative to its working directory:",
-             "# run 'include' from this folder.", "",
-             f"pair_style hybrid/overlay zbl {_fmt(zbl.r_inner)} {_fmt(zbl.r_outer)} snap",
-             *(f"pair_coeff {i + 1} {j + 1} zbl {_fmt(zbl.z[i])} {_fmt(zbl.z[j])}"
-               for i in range(n) for j in range(i, n)),
-             f"pair_coeff * * snap {snapcoeff.name} {snapparam.name} {' '.join(params.elements)}"]
+             "# run 'include' from this folder.", ""]
+    if zbl is None:
+        lines += ["pair_style snap", f"pair_coeff * * {files}"]
+    else:
+        lines += [f"pair_style hybrid/overlay zbl {_fmt(zbl.r_inner)} {_fmt(zbl.r_outer)} snap",
+                  *(f"pair_coeff {i + 1} {j + 1} zbl {_fmt(zbl.z[i])} {_fmt(zbl.z[j])}"
+                    for i in range(n) for j in range(i, n)),
+                  f"pair_coeff * * snap {files}"]
     include.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return snapparam, snapcoeff, include

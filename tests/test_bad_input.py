@@ -118,3 +118,24 @@ def test_model_names_have_one_spelling_in_any_case(tmp_path):
     assert _model_name(None, None, "Quadratic") == "quadratic"
     result = CliRunner().invoke(main, ["fit", "--help"])
     assert "nn:A1" in result.output and "nn:a1" not in result.output
+
+
+def test_one_overlap_check_for_datasets_and_calculators(tmp_path):
+    """Atoms 0.1 Å apart (E = +1.8 keV under ZBL) are refused by every dataset write and by
+    the ASE calculator; 0.6 Å apart (above the documented 0.5 Å bound) pass."""
+    import emtool
+    from emtool.dataset import DatasetError
+    from emtool.neighbors import OVERLAP_DISTANCE
+    for gap, refused in ((0.1, True), (OVERLAP_DISTANCE + 0.1, False)):
+        atoms = Atoms("W2", positions=[[0, 0, 0], [gap, 0, 0]], cell=[5, 5, 5], pbc=True)
+        if refused:
+            with pytest.raises(DatasetError, match="closer than 0.5 Å"):
+                emtool.write_dataset(tmp_path / "o.h5", [atoms])
+            assert not (tmp_path / "o.h5").exists()
+            atoms.calc = emtool.calculator("reference:W")
+            with pytest.raises(StructureError, match="0.1 Å apart"):
+                atoms.get_potential_energy()
+        else:
+            emtool.write_dataset(tmp_path / "o.h5", [atoms])
+            atoms.calc = emtool.calculator("reference:W")
+            assert np.isfinite(atoms.get_potential_energy())

@@ -121,10 +121,12 @@ def test_round_trip_is_bit_exact(tmp_path, n_elements, quadraticflag):
     params, coeffs = random_model(np.random.default_rng(10 * n_elements + quadraticflag),
                                   n_elements, quadraticflag)
     written = write_snap_model(tmp_path / "fit", params, coeffs)
-    assert written == (tmp_path / "fit.snapparam", tmp_path / "fit.snapcoeff")
+    assert written == tuple(tmp_path / f"fit.{ext}" for ext in ("snapparam", "snapcoeff", "snap"))
     model = read_snap_model(tmp_path / "fit.snapparam")
     assert model.params == params
     assert np.array_equal(bits(model.coeffs), bits(coeffs))
+    included = read_snap_include(tmp_path / "fit.snap")  # pair_style snap, no ZBL
+    assert included.zbl is None and np.array_equal(bits(included.coeffs), bits(coeffs))
 
     write_snapparam(tmp_path / "b.snapparam", model.params)
     write_snapcoeff(tmp_path / "b.snapcoeff", model.params, model.coeffs)

@@ -318,7 +318,8 @@ def test_ctrl_c_label_resumes(work, tmp_path):
 def test_ctrl_c_fit_writes_nothing(work):
     before = snapshot(work)
     result = interrupt(["fit", "data.h5", "-o", "new.json", "--model", "nn:A1", "--twojmax", 2,
-                        "--epochs", 10 ** 6, "--split", "0.5,0.25,0.25"], work, after(5))
+                        "--epochs", 10 ** 6, "--split", "0.5,0.25,0.25", "--activation", "tanh"],
+                       work, after(5))
     assert_one_line(result, "no existing file was changed")
     assert {p: h for p, h in snapshot(work).items() if "checkpoint" not in p.name} == before
 
