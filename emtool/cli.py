@@ -108,6 +108,9 @@ def _positive(ctx, param, value):
     return value
 
 
+#: File types of plots (matplotlib writes them without further options).
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+
 #: ``fit`` options that apply to one kind of model only.
 SNAP_ONLY = ("ridge", "validation", "stress_weight", "fitsnap_input")
 NETWORK_ONLY = ("activation", "epochs", "batch_size", "learning_rate", "split", "descriptors",
@@ -726,7 +729,7 @@ md_seed_option = click.option("--seed", type=click.IntRange(min=0), default=0, s
 @md_seed_option
 @click.option("--structure", type=click.Path(dir_okay=False),
               help="Start structure (any ASE format) instead of 16-atom BCC W, a = 3.1652 Å.")
-@click.option("--plot", type=click.Path(dir_okay=False), help="ΔH(δt) plot, .png or .pdf.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="ΔH(δt) plot, .png, .pdf or .svg.")
 @click.option("--trajectory", type=click.Path(dir_okay=False),
               help="All sampled frames of every run, .traj or .extxyz.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON.")
@@ -744,6 +747,8 @@ def nve(potential, timesteps, temperature, duration, samples, equilibration, see
     for path in (plot, trajectory):
         if path:
             check_output(path, overwrite, (structure, potential))
+    if plot and Path(plot).suffix.lower() not in PLOT_SUFFIXES:
+        raise CliError(f"--plot {plot}: the suffix must be one of {', '.join(PLOT_SUFFIXES)}")
     try:
         steps = tuple(float(t) for t in timesteps.split(","))
     except ValueError:

@@ -245,6 +245,11 @@ def fit_dataset(train_path, output, model="linear", params=None, weights=None, z
         setup = read_fitsnap_input(fitsnap_input)
         params, weights = setup.params, setup.weights
         zbl = setup.reference.spec if setup.reference is not None else None
+        present = {a.info.get("group", "") for a in images}
+        unknown = sorted(set(weights) - present)
+        if unknown:  # a misspelt group would silently leave the real one at the default weight
+            raise ParameterError(f"{fitsnap_input}: [GROUPS] names groups not in {train_path}: "
+                                 f"{', '.join(unknown)} (its groups: {', '.join(sorted(present))})")
     params = (params or SnapParams()).replace(
         quadraticflag=int(model == "quadratic") or (params.quadraticflag if params else 0))
     if not params.elements:

@@ -188,6 +188,9 @@ def test_bad_model(work, command, model):
     (["import", "overlap.xyz", "-o", "new.h5"], "closer than 0.5 Å"),
     (["md", "overlap.xyz", "--steps", 2], "closer than 0.5 Å"),
     (["md", "W.xyz", "--timestep", 50, "--steps", 200, "--temperature", 300], "diverged"),
+    (["nve", "--duration", 2, "--samples", 2, "--plot", "new.h5"], "--plot new.h5"),
+    (["compare", "data.h5", "gen.h5", "--seed", -1], "--seed"),
+    (["generate", "-n", 10 ** 12, "-o", "new.h5"], "1 to 1e+07"),
     (["generate", "-n", 2, "-o", "new.h5", "--element", "O"], "--atomic-volume"),
     (["generate", "-n", 2, "-o", "new.h5", "--element", "Xx"], "Xx"),
     (["fit", "data.h5", "-o", "new.json", "--energy-weight", -1], "--energy-weight"),
@@ -334,3 +337,10 @@ def test_ctrl_c_md_keeps_its_trajectory(work, tmp_path):
     steps = [int(line.split()[0]) for line in (tmp_path / "log.txt").read_text().splitlines()[1:]]
     assert len(frames) >= 2 and steps[:2] == [0, 10]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["W.xyz", "log.txt", "md.traj"]
+
+
+def test_fitsnap_groups_must_be_in_the_data(work, shared_data):
+    """A [GROUPS] name that the data lacks (a typo such as Liquidd) is refused, not ignored."""
+    check(work, ["fit", "data.h5", "-o", "new.json", "--fitsnap-input",
+                 shared_data / "fitsnap_Ta_JCP2014" / "Ta-example_20May21_Standard.in"],
+          "names groups not in data.h5: Displaced_A15")
