@@ -18,7 +18,8 @@ from emtool import SnapParams
 from emtool.exchange import import_to_dataset
 from emtool import read_dataset
 from emtool.evaluate import evaluate_images
-from emtool.fit import GroupWeights, UniformWeights, fit_snap
+from emtool.fit import fit_snap
+from emtool.weights import GroupWeights, UniformWeights
 from emtool.snap_model import SnapPotential
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fitsnap_W_PRB2019"

@@ -3,12 +3,14 @@
 Public API (stable names): ``SnapParams``, ``bispectrum``, ``bispectrum_derivatives``,
 ``calculator``, ``SnapPotential``, ``read_dataset``, ``write_dataset``.
 """
+from importlib.metadata import version
+
 from emtool.params import ParameterError, SnapParams, n_bispectrum
 from emtool.snap import bispectrum, bispectrum_derivatives
 from emtool.structure import StructureError
 from emtool.dataset import read_dataset, write_dataset
 
-__version__ = "0.1.0"
+__version__ = version("emtool")
 __all__ = ["ParameterError", "SnapParams", "StructureError", "bispectrum",
            "bispectrum_derivatives", "calculator", "n_bispectrum", "read_dataset",
            "write_dataset", "SnapPotential"]

@@ -14,18 +14,20 @@ from pathlib import Path
 
 from ase.calculators.calculator import Calculator, all_changes
 
+from emtool.models import load_model
 from emtool.neighbors import check_overlap
 from emtool.params import ParameterError
+from emtool.reference import reference_potential
+from emtool.snap_model import SnapPotential
 from emtool.structure import check_structure
+from emtool.universal import is_universal, load_universal
 
 
 def load_potential(spec):
     """The potential object named by ``spec`` (see the module docstring)."""
     spec = str(spec)
     if spec.startswith("reference:"):
-        from emtool.reference import reference_potential
         return reference_potential(spec)
-    from emtool.universal import is_universal, load_universal
     if is_universal(spec):
         return load_universal(spec)
     path = Path(spec)
@@ -33,12 +35,10 @@ def load_potential(spec):
                                   and _starts_like_json(path)):
         if not path.is_file():
             raise ParameterError(f"model file not found: {spec}")
-        from emtool.models import load_model
         return load_model(path)
     if path.suffix in (".snapparam", ".snap"):
         if not path.is_file():
             raise ParameterError(f"potential file not found: {spec}")
-        from emtool.snap_model import SnapPotential
         return SnapPotential.read(path)
     raise ParameterError(f"unknown potential spec {spec!r}: expected reference:W, chgnet, "
                          f"sevenn, an emtool model file, a .snapparam or a .snap file")

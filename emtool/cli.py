@@ -541,7 +541,8 @@ def fit(train, output, model, twojmax, rcutfac, energy_weight, force_weight, str
     (PyTorch, the paper's protocol; needs the nn extra) on the labeled configurations of TRAIN.
     A network job writes OUTPUT.checkpoint.pt as it goes; rerunning the same command resumes.
     """
-    from emtool.fit import GroupWeights, UniformWeights, fit_dataset
+    from emtool.fit import fit_dataset
+    from emtool.weights import GroupWeights, UniformWeights
     from emtool.snapfiles import ZBLSpec
     reject_options_of_other_model(click.get_current_context(), model)
     check_output(output, overwrite, (train, fitsnap_input, descriptors))

@@ -28,6 +28,7 @@ import numpy as np
 from emtool.dataset import DatasetError, read_arrays, read_dataset
 from emtool.kernels.entropy import entropy_from_distances
 from emtool.nearest import nearest_sq_distances
+from emtool.parallel import run_indexed
 from emtool.params import ParameterError, SnapParams
 from emtool.snap import bispectrum
 from emtool.structure_types import STRUCTURE_TYPES, classify_atoms, type_fractions
@@ -278,7 +279,6 @@ def dataset_descriptors(path, params, workers=1, scheduler=None, structure_types
     configurations. Without ``structure_types`` that field is None.
     Raises ``DatasetError`` for an invalid or empty dataset.
     """
-    from emtool.parallel import run_indexed
     arrays = read_arrays(path, ["index", "natoms", "energy"])
     keys, natoms = arrays["index"], arrays["natoms"]
     if len(keys) == 0:

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from emtool.compare import COVERAGE_QUANTILE, MUCH_BROADER, dataset_name, sample_rows
+from emtool.files import atomic_write
 from emtool.kernels.snap_basis import snap_basis
 from emtool.structure_types import STRUCTURE_TYPES
 
@@ -14,7 +15,6 @@ SCATTER_POINTS = 20000
 
 def write_report(comparison, outdir):
     """Write ``outdir``/compare.md, compare.json and the PNG figures; returns the .md path."""
-    from emtool.workflows import atomic_write
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     figures = [_energy_figure(comparison, outdir / "energy.png"),

@@ -19,11 +19,11 @@ import json
 import logging
 import os
 import re
-import secrets
 import time
 from collections import Counter
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from importlib.metadata import version
 from pathlib import Path
 
 import h5py
@@ -33,11 +33,14 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import chemical_symbols
 from ase.stress import full_3x3_to_voigt_6_stress
 
-import emtool
-from emtool.params import ParameterError
-from emtool.neighbors import check_overlap
-from emtool.structure import StructureError, check_structure
 from emtool.errors import EmtoolError
+from emtool.files import atomic_write, fsync_path
+from emtool.neighbors import check_overlap
+from emtool.params import ParameterError
+from emtool.structure import StructureError, check_structure
+
+#: emtool's version, recorded in every file written.
+VERSION = version("emtool")
 
 LOG = logging.getLogger(__name__)
 
@@ -305,7 +308,7 @@ def provenance_record(action, settings=None):
     """A provenance record: {"action", "time" (ISO 8601 UTC), "emtool_version", "settings"}."""
     return {"action": str(action),
             "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "emtool_version": emtool.__version__,
+            "emtool_version": VERSION,
             "settings": json.loads(_dumps(settings or {}))}
 
 
@@ -768,7 +771,7 @@ class _Output:
         h5.attrs["format"] = FORMAT
         h5.attrs["format_version"] = np.int64(FORMAT_VERSION)
         h5.attrs["units"] = _dumps(UNITS)
-        h5.attrs["emtool_version"] = emtool.__version__
+        h5.attrs["emtool_version"] = VERSION
         h5.attrs["parameters"] = parameters
         h5.attrs["provenance"] = provenance
         self.data = {}
@@ -835,31 +838,12 @@ def _concat(blocks):
 
 
 def _atomic_h5(path, fill, prefix):
-    """Create ``path`` atomically: ``fill(h5)`` on a temporary file named ``prefix...`` in the
-    same folder, fsync, rename over ``path``, fsync the folder."""
-    tmp = path.with_name(f"{prefix}{secrets.token_hex(6)}.h5")
-    try:
-        with h5py.File(tmp, "x", rdcc_nbytes=_CACHE) as h5:
+    """Create ``path`` atomically (``emtool.files.atomic_write``): ``fill(h5)`` on a temporary
+    file named ``prefix...`` in the same folder."""
+    def write(tmp):
+        with h5py.File(tmp, "w", rdcc_nbytes=_CACHE) as h5:
             fill(h5)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        fsync_path(path.parent)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def fsync_path(folder):
-    """fsync a file or folder (a folder after a rename makes the rename durable)."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    atomic_write(path, write, prefix)
 
 
 def _shards(path):

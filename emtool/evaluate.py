@@ -15,6 +15,10 @@ import logging
 
 import numpy as np
 
+from emtool.dataset import (DatasetError, dataset_info, provenance_record, read_dataset,
+                            write_dataset)
+from emtool.models import configurations_fingerprint, training_subsets
+from emtool.parallel import ProgressLog, run_indexed
 from emtool.params import ParameterError
 
 LOG = logging.getLogger(__name__)
@@ -22,6 +26,31 @@ LOG = logging.getLogger(__name__)
 #: Info items of a predictions file (see the module docstring).
 PREDICTED = ("predicted_energy", "predicted_forces", "predicted_stress")
 SUBSETS = ("train", "validation", "test")
+
+
+def labels_minus_reference(atoms, reference):
+    """The labels of ``atoms`` minus those of the ``reference`` potential (None: nothing
+    subtracted): (E/N eV/atom, F (3N,) eV/Å, stress (6,) eV/Å^3 or None)."""
+    calc = atoms.calc
+    if calc is None or "energy" not in calc.results or "forces" not in calc.results:
+        raise ParameterError(f"configuration {atoms.info.get('index', '?')} has no energy/forces")
+    n = len(atoms)
+    energy = calc.results["energy"]
+    forces = np.asarray(calc.results["forces"], float)
+    stress = calc.results.get("stress")
+    stress = None if stress is None or not np.all(np.isfinite(stress)) else np.asarray(stress, float)
+    if reference is not None:
+        ref = reference.evaluate(atoms)
+        energy = energy - ref["energy"]
+        forces = forces - ref["forces"]
+        if stress is not None:
+            stress = stress - ref["stress"]
+    return energy / n, forces.reshape(-1), stress
+
+
+def metrics_summary(result):
+    """An ``evaluate_images`` result without its per-configuration RSE list."""
+    return {key: value for key, value in result.items() if key != "rse"}
 
 
 def _metrics(e_err, f_err):
@@ -69,7 +98,6 @@ def _evaluate_one(potential, keep, atoms):
 
 
 def _evaluate_from_file(potential, keep, path, index):
-    from emtool.dataset import read_dataset
     return (index, *_evaluate_one(potential, keep, read_dataset(path, indices=[index])[0]))
 
 
@@ -82,7 +110,6 @@ def evaluate_images(potential, images, workers=1, source=None, predictions=False
     the dict also holds ``predictions``: ``predict``'s dict of every configuration of
     ``images``, labeled or not, in their order. Progress is logged (INFO) every 10 %.
     """
-    from emtool.parallel import ProgressLog, run_indexed
     groups, rse, found = {}, [], []
     kept = [None] * len(images)
     progress = ProgressLog(LOG, "evaluate", len(images))
@@ -129,8 +156,6 @@ def subset_configurations(model, data, images, subset):
     recorded in the model (``emtool.models``). ``ParameterError`` when the model records no
     such subset or it is empty; ``DatasetError`` when ``data`` is not the dataset the model
     was fitted on (another configuration count, or other structures)."""
-    from emtool.dataset import DatasetError
-    from emtool.models import configurations_fingerprint, training_subsets
     if subset not in SUBSETS:
         raise ParameterError(f"unknown subset {subset!r}: one of {', '.join(SUBSETS)}")
     record = training_subsets(model)
@@ -158,7 +183,6 @@ def write_predictions(path, images, predictions, source=None, settings=None):
     ``source``: the dataset the images come from, whose parameters and provenance are kept;
     ``settings``: those of the added provenance record (action "evaluate")."""
     from ase.calculators.singlepoint import SinglePointCalculator
-    from emtool.dataset import dataset_info, provenance_record, write_dataset
     if len(predictions) != len(images):
         raise ParameterError(f"{len(predictions)} predictions for {len(images)} configurations")
     out = []

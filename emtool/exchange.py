@@ -35,8 +35,8 @@ from ase.io.extxyz import (key_val_dict_to_str, key_val_str_to_dict, per_atom_pr
                            per_config_properties)
 from ase.stress import full_3x3_to_voigt_6_stress, voigt_6_to_full_3x3_stress
 
-from emtool.dataset import (DatasetError, fsync_path, provenance_record, read_dataset,
-                            write_dataset)
+from emtool.dataset import DatasetError, provenance_record, read_dataset, write_dataset
+from emtool.files import atomic_write, fsync_path
 from emtool.params import ParameterError
 from emtool.structure import StructureError, check_structure
 
@@ -945,17 +945,9 @@ def _write_text(path, text):
 
 
 def _replace_file(path, text, overwrite):
-    """Write ``text`` to a temporary file next to ``path``, then rename it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(6)}")
-    try:
-        _write_text(tmp, text)
-        _check_destination(path, overwrite, want_dir=False)
-        os.replace(tmp, path)
-        fsync_path(path.parent)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """Write ``text`` to ``path`` atomically (``emtool.files.atomic_write``)."""
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"),
+                 check=lambda: _check_destination(path, overwrite, want_dir=False))
 
 
 def _replace_folder(folder, fill, overwrite):

@@ -31,6 +31,7 @@ from ase import Atoms, units
 from ase.build import bulk, surface
 from ase.data import atomic_masses, atomic_numbers
 
+from emtool.calculators import EmtoolCalculator, load_potential
 from emtool.generate import FireParams
 from emtool.kernels.fire import fire_init, fire_step
 from emtool.kernels.repulsion import repulsion_energy_forces
@@ -365,8 +366,7 @@ def _liquid_setup(spec, calculator):
         if spec.element != "W":
             raise ParameterError(f"the liquid group of {spec.element} needs an ASE "
                                  f"calculator (calculator=); only W has an embedded one")
-        from emtool import calculator as emtool_calculator
-        calculator = emtool_calculator("reference:W")
+        calculator = EmtoolCalculator(load_potential("reference:W"))
     temperature = spec.liquid_temperature
     if temperature is None:
         if spec.element != "W":

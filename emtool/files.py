@@ -1,17 +1,64 @@
-"""Files that appear whole or not at all: ``StagedFile``.
+"""Files that appear whole or not at all: ``atomic_write`` and ``StagedFile``.
 
-A long job's text or trajectory output is written to a hidden file beside its destination
-(``.NAME.partial``, same folder, so the final move is an atomic rename) and moved into place
-when the job ends. ``close(keep=False)`` deletes it instead, so a failure (a full disk, a bad
-input found late) never leaves half a file, nor touches a file that was there before.
+Every file emtool writes goes first to a hidden temporary file in the destination's folder
+(so that the final ``os.replace`` is an atomic rename on the same file system), is flushed to
+disk (fsync), and is renamed over the destination; the folder is then fsynced so that the
+rename survives a crash. A failure at any point (a full disk, Ctrl-C, a bad value found
+late) deletes the temporary file and leaves an existing destination untouched.
 """
 import os
+import tempfile
 from pathlib import Path
 
 
+def atomic_write(path, write, prefix=None, check=None):
+    """Call ``write(tmp)`` on a new temporary file beside ``path``, then move it to ``path``.
+
+    ``write`` receives the temporary path (a str; the file exists and is empty) and fills
+    it. ``prefix``: the temporary file's name prefix (default ``.NAME.``), which crash
+    cleanup can look for; ``check()``: called just before the rename, to refuse a
+    destination that appeared meanwhile. Returns ``path`` as a Path; the file gets the
+    permissions of a newly created file (umask).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix or f".{path.name}.",
+                               suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        fsync_path(tmp)
+        if check is not None:
+            check()
+        os.replace(tmp, path)
+        fsync_path(path.parent)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def fsync_path(path):
+    """fsync a file or a folder (a folder after a rename makes the rename durable)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 class StagedFile:
-    """``path`` (str or Path): the destination; ``temporary``: where the data goes until
-    ``close``. ``open(mode)`` opens the temporary file."""
+    """A file that a long job writes as it goes (a trajectory, a log): ``path`` is the
+    destination; the data goes to ``temporary`` (``.NAME.partial`` beside it) until
+    ``close(keep)`` moves it into place or deletes it. ``open(mode)`` opens the temporary
+    file."""
 
     def __init__(self, path):
         self.path = Path(path)

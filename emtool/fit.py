@@ -17,36 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
+from emtool.dataset import read_dataset
+from emtool.evaluate import evaluate_images, labels_minus_reference, metrics_summary
+from emtool.fitsnap_input import read_fitsnap_input
+from emtool.models import save_model, subset_record
+from emtool.parallel import ProgressLog, run_indexed
 from emtool.params import ParameterError, SnapParams
 from emtool.snap import bispectrum, bispectrum_derivatives, quadratic_columns
+from emtool.snap_model import SnapPotential
+from emtool.weights import GroupWeights
+from emtool.zbl import ZBLPotential
 
 LOG = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class GroupWeights:
-    """Row weights of one group: energy (per eV/atom), force (per eV/Å), stress (per eV/Å^3)."""
-
-    energy: float = 1.0
-    force: float = 1.0
-    stress: float = 0.0
-
-    def __post_init__(self):
-        values = (self.energy, self.force, self.stress)
-        if not all(np.isfinite(v) and v >= 0 for v in values):
-            raise ParameterError(f"weights must be finite and >= 0, got energy {self.energy}, "
-                                 f"force {self.force}, stress {self.stress}")
-
-
-class UniformWeights(dict):
-    """A {group: GroupWeights} mapping that gives the same weights to every group."""
-
-    def __init__(self, weights):
-        super().__init__()
-        self.weights = weights
-
-    def get(self, key, default=None):
-        return self.weights
 
 
 @dataclass
@@ -128,25 +110,6 @@ def configuration_rows(atoms, params, quadratic=False, derivatives=True):
     return energy, forces, stress
 
 
-def _truth(atoms, reference):
-    """Labels minus the reference potential: (E/N, F (3N,), stress (6,) or None)."""
-    calc = atoms.calc
-    if calc is None or "energy" not in calc.results or "forces" not in calc.results:
-        raise ParameterError(f"configuration {atoms.info.get('index', '?')} has no energy/forces")
-    n = len(atoms)
-    energy = calc.results["energy"]
-    forces = np.asarray(calc.results["forces"], float)
-    stress = calc.results.get("stress")
-    stress = None if stress is None or not np.all(np.isfinite(stress)) else np.asarray(stress, float)
-    if reference is not None:
-        ref = reference.evaluate(atoms)
-        energy = energy - ref["energy"]
-        forces = forces - ref["forces"]
-        if stress is not None:
-            stress = stress - ref["stress"]
-    return energy / n, forces.reshape(-1), stress
-
-
 def weighted_rows(atoms, params, weights, reference, quadratic):
     """Weighted design rows and right-hand side (A (rows, ncols), b (rows,)) of one labeled
     configuration (see the module docstring)."""
@@ -154,7 +117,7 @@ def weighted_rows(atoms, params, weights, reference, quadratic):
     w = GroupWeights() if weights is None else weights.get(group, GroupWeights())
     e_row, f_rows, s_rows = configuration_rows(atoms, params, quadratic,
                                                derivatives=w.force > 0 or w.stress > 0)
-    e_true, f_true, s_true = _truth(atoms, reference)
+    e_true, f_true, s_true = labels_minus_reference(atoms, reference)
     rows = [w.energy * e_row[None, :]]
     rhs = [np.array([w.energy * e_true])]
     if w.force > 0:
@@ -167,7 +130,6 @@ def weighted_rows(atoms, params, weights, reference, quadratic):
 
 
 def _rows_from_file(params, weights, reference, quadratic, path, index):
-    from emtool.dataset import read_dataset
     return weighted_rows(read_dataset(path, indices=[index])[0], params, weights, reference,
                          quadratic)
 
@@ -183,7 +145,6 @@ def fit_snap(images, params, weights=None, reference=None, quadratic=False, ridg
     Returns (coefficients, info) with info = dict(rows, residual). Progress is logged (INFO)
     every 10 % of the configurations.
     """
-    from emtool.parallel import ProgressLog, run_indexed
     d = params.ncoeff
     qr = TallSkinnyQR(1 + d + (d * (d + 1) // 2 if quadratic else 0))
     progress = ProgressLog(LOG, "fit rows", len(images))
@@ -227,11 +188,6 @@ def fit_dataset(train_path, output, model="linear", params=None, weights=None, z
     ``fitsnap_input`` (a FitSNAP .in) supplies params, group weights and the reference
     potential; ``zbl`` (a ZBLSpec) is subtracted before the fit and overlaid after.
     """
-    from emtool.dataset import read_dataset
-    from emtool.evaluate import evaluate_images
-    from emtool.models import save_model, subset_record
-    from emtool.snap_model import SnapPotential
-    from emtool.zbl import ZBLPotential
     if model not in ("linear", "quadratic"):
         raise ParameterError(f"unknown SNAP model {model!r}: linear or quadratic")
     stored = read_dataset(train_path)
@@ -241,7 +197,6 @@ def fit_dataset(train_path, output, model="linear", params=None, weights=None, z
         raise ParameterError(f"{train_path}: no labeled configurations")
     elements = tuple(sorted({s for a in images for s in a.get_chemical_symbols()}))
     if fitsnap_input is not None:
-        from emtool.fitsnap_input import read_fitsnap_input
         setup = read_fitsnap_input(fitsnap_input)
         params, weights = setup.params, setup.weights
         zbl = setup.reference.spec if setup.reference is not None else None
@@ -264,9 +219,9 @@ def fit_dataset(train_path, output, model="linear", params=None, weights=None, z
     coefficients, info = fit_snap(train, params, weights, reference, bool(params.quadraticflag),
                                   ridge, workers=workers, source=train_path)
     potential = SnapPotential(params, coefficients[None, :], zbl)
-    metrics = {"train": _summary(evaluate_images(potential, train, workers, train_path))}
+    metrics = {"train": metrics_summary(evaluate_images(potential, train, workers, train_path))}
     if held:
-        metrics["validation"] = _summary(evaluate_images(potential, held, workers, train_path))
+        metrics["validation"] = metrics_summary(evaluate_images(potential, held, workers, train_path))
     metadata = dict(dataset=str(Path(train_path).resolve()), model=model, ndof=len(coefficients),
                     ridge=ridge, validation=validation, seed=seed,
                     validation_groups=list(validation_groups),
@@ -275,7 +230,3 @@ def fit_dataset(train_path, output, model="linear", params=None, weights=None, z
                     subsets=subset_record(train_path, stored, train=train, validation=held))
     save_model(output, potential, metadata)
     return metadata
-
-
-def _summary(result):
-    return {key: value for key, value in result.items() if key != "rse"}

@@ -10,8 +10,10 @@ from pathlib import Path
 
 from ase import units
 
-from emtool.fit import GroupWeights
 from emtool.params import ParameterError, SnapParams
+from emtool.snapfiles import ZBLSpec
+from emtool.weights import GroupWeights
+from emtool.zbl import ZBLPotential
 
 KNOWN = {
     "BISPECTRUM": {"numtypes", "twojmax", "rcutfac", "rfac0", "rmin0", "wj", "radelem", "type",
@@ -159,6 +161,4 @@ def _reference(parser, path, elements):
             charges = float(z[0])
     if charges is None:
         raise ParameterError(f"{path}: reference zbl without 'pair_coeff * * zbl Z Z'")
-    from emtool.snapfiles import ZBLSpec
-    from emtool.zbl import ZBLPotential
     return ZBLPotential(ZBLSpec(r_inner, r_outer, (charges,) * max(1, len(elements))), elements)

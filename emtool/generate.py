@@ -18,11 +18,13 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers, reference_states
 
+from emtool.dataset import DatasetWriter
 from emtool.kernels.generator import entropy_potential, relax_entropy
 from emtool.kernels.neighbors import neighbor_pairs_direct
 from emtool.kernels.snap_basis import snap_basis
-from emtool.params import ParameterError
-from emtool.snap import single_thread
+from emtool.parallel import run_indexed
+from emtool.params import ParameterError, SnapParams
+from emtool.snap import bispectrum, single_thread
 
 #: Reference volumes of W (Å^3): the paper's box volumes 470-990 Å^3 at 15.9 Å^3/atom.
 W_ATOMIC_VOLUME = 15.9
@@ -253,7 +255,6 @@ def reference_scale(params, samples=8):
 
 
 def _bispectrum(atoms, params, basis):
-    from emtool import SnapParams, bispectrum
     return bispectrum(atoms, SnapParams(twojmax=params.twojmax, rcutfac=params.rcut, bzeroflag=0))
 
 
@@ -320,8 +321,6 @@ def generate_dataset(output, n, seed=0, params=None, workers=1, scheduler=None, 
     made with other generator parameters or seed is refused (``ParameterError``).
     ``progress(done, total)`` is called after each configuration. Returns a summary dict.
     """
-    from emtool.dataset import DatasetWriter
-    from emtool.parallel import run_indexed
     if int(n) != n or not 1 <= n <= MAX_CONFIGURATIONS:
         raise ParameterError(f"the number of configurations must be 1 to {MAX_CONFIGURATIONS:.0e}"
                              f" (more: several jobs with other seeds), got {n}")

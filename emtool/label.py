@@ -31,9 +31,14 @@ from pathlib import Path
 import numpy as np
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from emtool.calculators import load_potential
+from emtool.dataset import (DatasetWriter, VERSION, dataset_info, journal_path, provenance_record,
+                            read_dataset, write_dataset)
 from emtool.neighbors import check_overlap
+from emtool.parallel import chunks, run_indexed
 from emtool.params import ParameterError
 from emtool.structure import StructureError
+from emtool.universal import is_universal, load_universal
 
 _BUILT = {}
 
@@ -70,8 +75,7 @@ class LabelerSpec:
     def settings(self):
         """JSON-ready description, with the versions of the codes involved (provenance)."""
         import ase
-        import emtool
-        versions = {"emtool": emtool.__version__, "ase": ase.__version__}
+        versions = {"emtool": VERSION, "ase": ase.__version__}
         if self.kind == "ase":
             roots = {self.target.rsplit(":", 1)[0].split(".")[0], *CALCULATOR_PACKAGES}
             for root in sorted(roots):
@@ -79,7 +83,6 @@ class LabelerSpec:
                 if module is not None and hasattr(module, "__version__"):
                     versions[root] = str(module.__version__)
         settings = dict(asdict(self), versions=versions)
-        from emtool.universal import is_universal, load_universal
         if self.kind == "potential" and is_universal(self.target):
             settings["model"] = load_universal(self.target).provenance()
             versions[settings["model"]["package"]] = settings["model"]["version"]
@@ -112,13 +115,11 @@ def labeler_from_options(potential=None, calc_args=None, command=None, timeout=N
         return LabelerSpec("ase", potential, kwargs)
     if kwargs:
         raise ParameterError("--calc-args applies to an ASE calculator factory (module:factory)")
-    from emtool.calculators import load_potential
     load_potential(potential)  # fail now, with a clear message, not in every worker
     return LabelerSpec("potential", potential)
 
 
 def _is_factory(spec):
-    from emtool.universal import is_universal
     if spec.startswith("reference:") or ":" not in spec or is_universal(spec):
         return False
     module, name = spec.rsplit(":", 1)
@@ -151,7 +152,6 @@ def _build(spec):
     key = json.dumps(asdict(spec), sort_keys=True)
     if key not in _BUILT:
         if spec.kind == "potential":
-            from emtool.calculators import load_potential
             _BUILT[key] = load_potential(spec.target)
         elif spec.kind == "ase":
             _BUILT[key] = _factory(spec.target)(**spec.kwargs)
@@ -255,7 +255,6 @@ def _labeled(atoms, compute):
 
 
 def _label_from_file(spec, path, index):
-    from emtool.dataset import read_dataset
     return label_one(spec, read_dataset(path, indices=[index])[0])
 
 
@@ -269,7 +268,6 @@ def finished_labels(output):
     ``OUTPUT.labeling.h5`` and that file's journal hold (what Ctrl-C or a kill left behind).
     Failed calculations are included (``info["label_error"]``, no labels); [] if neither
     exists."""
-    from emtool.dataset import journal_path, read_dataset
     output = Path(output)
     work = output.with_name(output.name + ".labeling.h5")
     if output.exists():
@@ -296,9 +294,6 @@ def label_dataset(source, spec=None, output=None, workers=1, scheduler=None, rel
 
     Returns a summary dict (labeled, failed with the first errors, skipped, seconds).
     """
-    from emtool.dataset import DatasetWriter, dataset_info, provenance_record, read_dataset
-    from emtool.dataset import write_dataset
-    from emtool.parallel import chunks, run_indexed
     spec = spec or LabelerSpec()
     source = Path(source)
     output = Path(output) if output else source

@@ -26,7 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
+from emtool.files import atomic_write
+from emtool.nn import NetworkPotential
 from emtool.params import ParameterError, SnapParams
+from emtool.snap_model import SnapPotential
+from emtool.snapfiles import ZBLSpec
 
 MODEL_FORMAT = "emtool-model"
 MODEL_VERSION = 1
@@ -35,8 +39,6 @@ MODEL_VERSION = 1
 def save_model(path, potential, metadata=None):
     """Write a ``SnapPotential`` or ``NetworkPotential`` (with its ZBL overlay, if any) and
     ``metadata`` to ``path``."""
-    from emtool.nn import NetworkPotential
-    from emtool.workflows import atomic_write
     document = dict(format=MODEL_FORMAT, format_version=MODEL_VERSION, kind="snap",
                     params=asdict(potential.params), coefficients=potential.coeffs.tolist())
     if isinstance(potential, NetworkPotential):
@@ -52,8 +54,6 @@ def save_model(path, potential, metadata=None):
 
 def load_model(path):
     """The potential stored in an emtool model file."""
-    from emtool.snap_model import SnapPotential
-    from emtool.snapfiles import ZBLSpec
     path = Path(path)
     try:
         document = json.loads(path.read_text())
@@ -69,7 +69,6 @@ def load_model(path):
         zbl = ZBLSpec(**document["zbl"]) if document.get("zbl") else None
         coeffs = np.array(document["coefficients"], dtype=float)
         if document["kind"] == "nn":
-            from emtool.nn import NetworkPotential
             return NetworkPotential(params, document["nnodes"], document["activation"], coeffs,
                                     document["shift"], document["scale"], zbl)
         return SnapPotential(params, coeffs, zbl)

@@ -31,7 +31,7 @@ from emtool.kernels import mlp as _k
 from emtool.params import ParameterError, SnapParams
 from emtool.snap import bispectrum_from_pairs, snap_pair_forces, snap_pairs
 from emtool.snap_model import DescriptorPotential
-from emtool.snapfiles import ZBLSpec
+from emtool.snapfiles import ZBLSpec, _UNSAFE_NAME, _check_expressible, _fmt
 
 #: Hidden-layer widths of the paper's Fig. 7 networks, input side first.
 ARCHITECTURES = {
@@ -137,7 +137,6 @@ class NetworkPotential(DescriptorPotential):
 
 
 def _lines_of(values, per_line=10):
-    from emtool.snapfiles import _fmt
     values = list(values)
     return [" ".join(_fmt(v) for v in values[k:k + per_line]) for k in range(0, len(values), per_line)]
 
@@ -150,7 +149,6 @@ def write_mliap(stem, potential):
     LAMMPS ``model nn`` has linear, sigmoid, tanh and relu only (and would silently treat any
     other name as linear).
     """
-    from emtool.snapfiles import _UNSAFE_NAME, _check_expressible, _fmt
     if potential.activation not in LAMMPS_ACTIVATIONS:
         raise ParameterError(f"LAMMPS ML-IAP 'model nn' has no {potential.activation} activation "
                              f"(only {', '.join(LAMMPS_ACTIVATIONS)}); train with --activation "

@@ -24,8 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
+from emtool.dataset import read_dataset
+from emtool.evaluate import evaluate_images, labels_minus_reference, metrics_summary
+from emtool.files import atomic_write
+from emtool.models import save_model, subset_record
 from emtool.nn import ACTIVATIONS, NetworkPotential, architecture_layers
+from emtool.parallel import ProgressLog, run_indexed
 from emtool.params import ParameterError
+from emtool.snap import bispectrum, bispectrum_derivatives
+from emtool.zbl import ZBLPotential
 
 LOG = logging.getLogger(__name__)
 
@@ -120,9 +127,7 @@ def descriptor_record(atoms, params, reference=None, forces=False):
     """Training data of one labeled configuration: dict with b (N, D), energy (E - E_ref)/N
     (eV/atom) and, with ``forces``, f (N, 3) (F - F_ref), i, j (n_pairs,) and dbdr
     (n_pairs, D, 3) = dB_i/dr_j."""
-    from emtool.fit import _truth
-    from emtool.snap import bispectrum, bispectrum_derivatives
-    energy, f_true, _ = _truth(atoms, reference)
+    energy, f_true, _ = labels_minus_reference(atoms, reference)
     if not forces:
         return dict(b=bispectrum(atoms, params), energy=energy)
     der = bispectrum_derivatives(atoms, params)
@@ -130,7 +135,6 @@ def descriptor_record(atoms, params, reference=None, forces=False):
 
 
 def _record_from_file(params, reference, forces, path, index):
-    from emtool.dataset import read_dataset
     return index, descriptor_record(read_dataset(path, indices=[index])[0], params, reference,
                                     forces)
 
@@ -166,7 +170,6 @@ def collect_records(images, params, reference=None, forces=False, workers=1, sou
     """Descriptor records (``descriptor_record``) of ``images``, in order; computed in
     worker processes reading ``source`` (the images' dataset) when ``workers`` > 1. Progress
     is logged (INFO) every 10 %."""
-    from emtool.parallel import ProgressLog, run_indexed
     progress = ProgressLog(LOG, "descriptors", len(images))
     if workers <= 1 or source is None:
         records = []
@@ -384,7 +387,6 @@ def _train(torch, data, params, settings, train, validation, checkpoint, checkpo
 
 
 def _save_checkpoint(torch, path, content):
-    from emtool.workflows import atomic_write
     atomic_write(path, lambda tmp: torch.save(content, tmp))
 
 
@@ -397,7 +399,6 @@ def load_descriptor_file(path, params, images, positions):
     the settings of ``params``; ``positions`` are the images' places in the dataset. Anything
     else is a ``ParameterError``.
     """
-    from emtool.fit import _truth
     try:
         npz = np.load(path)
         b, offsets = npz["B"], npz["config_offsets"]
@@ -415,7 +416,7 @@ def load_descriptor_file(path, params, images, positions):
     for atoms, c in zip(images, positions):
         if c + 1 >= len(offsets) or offsets[c + 1] - offsets[c] != len(atoms):
             raise ParameterError(f"{path}: does not match the dataset (configuration {c})")
-        energy, _, _ = _truth(atoms, None)
+        energy, _, _ = labels_minus_reference(atoms, None)
         records.append(dict(b=b[offsets[c]:offsets[c + 1]], energy=energy))
     return records
 
@@ -432,11 +433,6 @@ def fit_network_dataset(train_path, output, settings, params, zbl=None, test_gro
     ``emtool descriptors`` .npz of the dataset (energy-only, no ZBL) instead of computing;
     workers : processes computing descriptors and metrics; threads : PyTorch threads.
     """
-    from emtool.dataset import read_dataset
-    from emtool.evaluate import evaluate_images
-    from emtool.fit import _summary
-    from emtool.models import save_model, subset_record
-    from emtool.zbl import ZBLPotential
     _import_torch()
     positions, images = [], []
     stored = read_dataset(train_path)
@@ -477,7 +473,7 @@ def fit_network_dataset(train_path, output, settings, params, zbl=None, test_gro
     for name, part in (("train", train), ("validation", validation), ("test", test)):
         if len(part):
             subset = [images[k] for k in part]
-            metrics[name] = _summary(evaluate_images(potential, subset, workers, train_path))
+            metrics[name] = metrics_summary(evaluate_images(potential, subset, workers, train_path))
     history = info["history"]
     metadata = dict(dataset=str(Path(train_path).resolve()), model=f"nn:{settings.architecture}",
                     ndof=potential.ndof, settings=asdict(settings), test_groups=list(test_groups),

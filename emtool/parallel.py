@@ -9,6 +9,8 @@ import math
 import os
 import time
 
+from emtool.params import ParameterError
+
 LOG = logging.getLogger(__name__)
 
 
@@ -87,7 +89,6 @@ def _run_dask(func, args, indices, on_result, scheduler, chunk):
     try:
         from dask.distributed import Client, as_completed
     except ImportError:
-        from emtool.params import ParameterError
         raise ParameterError("--scheduler needs dask.distributed: pip install 'emtool[cluster]'") from None
     with Client(scheduler) as client:
         LOG.info("Dask scheduler %s: %d workers", scheduler, len(client.scheduler_info()["workers"]))

@@ -28,8 +28,7 @@ import numpy as np
 from emtool.kernels import finnis_sinclair as _k
 from emtool.neighbors import neighbor_list
 from emtool.params import ParameterError
-from emtool.snap_model import voigt
-from emtool.structure import StructureError
+from emtool.structure import StructureError, voigt
 
 @dataclass(frozen=True)
 class FinnisSinclairW:

@@ -43,9 +43,12 @@ from typing import NamedTuple
 
 import numpy as np
 
+from emtool.compare import dataset_descriptors
+from emtool.dataset import (DatasetError, dataset_info, provenance_record, read_arrays,
+                            read_dataset, write_dataset)
 from emtool.kernels.select import coverage_gains, nearest_within
 from emtool.nearest import nearest_sq_distances
-from emtool.params import ParameterError
+from emtool.params import ParameterError, SnapParams
 
 LOG = logging.getLogger(__name__)
 
@@ -239,10 +242,6 @@ def select_dataset(pool, n, output, method="coverage", existing=(), params=None,
     record the method, the inputs and the quantiles of the final distance of the sample of
     pool environments to the training set (``pool_distances``). Returns a summary dict.
     """
-    from emtool.compare import dataset_descriptors
-    from emtool.dataset import (DatasetError, dataset_info, provenance_record, read_arrays,
-                                read_dataset, write_dataset)
-    from emtool.params import SnapParams
     params = SnapParams(twojmax=8, rcutfac=4.73, bzeroflag=0) if params is None else params
     pool, output = Path(pool), Path(output)
     existing = [Path(p) for p in existing]

@@ -14,14 +14,10 @@ import numpy as np
 
 from emtool.params import ParameterError, SnapParams
 from emtool.snap import bispectrum_from_pairs, scatter_pair_forces, snap_pair_forces, snap_pairs
-from emtool.snapfiles import ZBLSpec, ncoeffall, read_snap_include, read_snap_model, write_snap_model
+from emtool.snapfiles import (ZBLSpec, ncoeffall, read_snap_include, read_snap_model,
+                              write_snap_model)
+from emtool.structure import voigt
 from emtool.zbl import ZBLPotential
-
-
-def voigt(tensor):
-    """(3, 3) symmetric tensor to ASE Voigt order (xx, yy, zz, yz, xz, xy)."""
-    t = 0.5 * (tensor + tensor.T)
-    return np.array([t[0, 0], t[1, 1], t[2, 2], t[1, 2], t[0, 2], t[0, 1]])
 
 
 def quadratic_matrix(coeffs, d):

@@ -83,3 +83,9 @@ def _pbc(value):
         if not np.issubdtype(array.dtype, np.integer) or not np.isin(array, (0, 1)).all():
             raise StructureError(f"pbc must be bools, got {value!r}")
     return np.broadcast_to(array.astype(bool), (3,)).copy()
+
+
+def voigt(tensor):
+    """(3, 3) tensor, symmetrized, to ASE's Voigt order (6,): xx, yy, zz, yz, xz, xy."""
+    t = 0.5 * (tensor + tensor.T)
+    return np.array([t[0, 0], t[1, 1], t[2, 2], t[1, 2], t[0, 2], t[0, 1]])

@@ -30,6 +30,7 @@ import numpy as np
 from ase.data import atomic_numbers
 
 from emtool.params import ParameterError
+from emtool.structure import voigt
 
 #: package -> (default model, {model name: checkpoint path relative to the package folder}).
 MODELS = {
@@ -162,7 +163,6 @@ class UniversalPotential:
         from ase.units import GPa
         from pymatgen.io.ase import AseAtomsAdaptor
 
-        from emtool.snap_model import voigt
         graphs = [self._net.graph_converter(AseAtomsAdaptor.get_structure(atoms))
                   for atoms in images]
         predictions = self._net.predict_graph(graphs, task="efs", batch_size=batch_size)

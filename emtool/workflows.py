@@ -1,44 +1,26 @@
 """Importable workflows behind the CLI commands."""
 import importlib.util
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from emtool.calculators import load_potential
+from emtool.dataset import read_dataset
+from emtool.evaluate import plot_errors
+from emtool.files import atomic_write
+from emtool.fit import fit_dataset
+from emtool.generate import generate_dataset
+from emtool.label import label_dataset
+from emtool.md import NVEProtocol, energy_conservation, plot_energy_conservation
+from emtool.models import model_metadata
+from emtool.nn_train import TrainingSettings, fit_network_dataset
+from emtool.parallel import ProgressLog
+from emtool.params import SnapParams
 from emtool.snap import bispectrum, bispectrum_derivatives
 from emtool.structure import StructureError
 
 LOG = logging.getLogger(__name__)
-
-
-def atomic_write(path, write):
-    """Call ``write(tmp_path)`` then move the finished file to ``path``.
-
-    An interrupted write never leaves a truncated ``path``; an existing file is replaced only
-    once the new one is complete.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def read_structures(paths, index=":"):
@@ -46,7 +28,6 @@ def read_structures(paths, index=":"):
     extxyz, POSCAR, ... anything ASE reads)."""
     import h5py
     from ase.io import read
-    from emtool.dataset import read_dataset
     images = []
     for path in paths:
         if not Path(path).is_file():
@@ -74,7 +55,6 @@ def _slice(index):
 def compute_descriptors(images, params, output, derivatives=False):
     """Bispectrum components of ``images`` into the .npz ``output`` (see ``emtool descriptors``);
     progress is logged (INFO) every 10 % of the configurations."""
-    from emtool.parallel import ProgressLog
     blocks, grads, virials = [], [], []
     progress = ProgressLog(LOG, "descriptors", len(images))
     for atoms in images:
@@ -118,9 +98,6 @@ def default_run(output, n=48, seed=0, workers=1, epochs=300):
        (``QUICK_NVE``).
     Every step reuses what an earlier run left in ``output``.
     """
-    from emtool.dataset import read_dataset
-    from emtool.generate import generate_dataset
-    from emtool.label import label_dataset
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     summary = generate_dataset(output / "em.h5", n, seed=seed, workers=workers)
@@ -157,12 +134,6 @@ def default_run(output, n=48, seed=0, workers=1, epochs=300):
 
 def _fit_models(labeled, output, seed, workers, epochs, lines):
     """Step 3 of ``default_run``: fit and report; returns {name: model path}."""
-    from emtool.calculators import load_potential
-    from emtool.dataset import read_dataset
-    from emtool.evaluate import plot_errors
-    from emtool.fit import fit_dataset
-    from emtool.models import model_metadata
-    from emtool.params import SnapParams
     params = SnapParams(twojmax=6, rcutfac=4.73, bzeroflag=0)
     models = {"linear SNAP": output / "snap.json"}
     if not models["linear SNAP"].exists():
@@ -171,7 +142,6 @@ def _fit_models(labeled, output, seed, workers, epochs, lines):
     if importlib.util.find_spec("torch") is None:
         lines.append("NN-A1 skipped: PyTorch is not installed (`pip install 'emtool[nn]'`).")
     else:
-        from emtool.nn_train import TrainingSettings, fit_network_dataset
         models["NN-A1"] = output / "nn_a1.json"
         if not models["NN-A1"].exists():
             settings = TrainingSettings(architecture="A1", epochs=epochs, batch_size=8,
@@ -198,8 +168,6 @@ def _fit_models(labeled, output, seed, workers, epochs, lines):
 
 def _nve_section(models, output, lines):
     """Step 4 of ``default_run``: the energy-conservation test of each model."""
-    from emtool.calculators import load_potential
-    from emtool.md import NVEProtocol, energy_conservation, plot_energy_conservation
     protocol = NVEProtocol(**QUICK_NVE)
     lines += ["## 4. Energy conservation (paper Eq. 2, Fig. 5)", "",
               f"16-atom BCC W, {protocol.temperature:g} K (CSVR equilibration "

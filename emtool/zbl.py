@@ -10,7 +10,9 @@ import math
 import numpy as np
 
 from emtool.kernels import zbl as _k
+from emtool.neighbors import neighbor_list
 from emtool.params import ParameterError
+from emtool.structure import check_structure, voigt
 
 #: LAMMPS ``units metal``: e^2 / (4 pi eps0) in eV Å (``force->qqr2e``), elementary charge
 #: (``force->qelectron``) and Å per distance unit (``force->angstrom``).
@@ -89,8 +91,6 @@ class ZBLPotential:
 
     def energy_forces_virial(self, atoms):
         """Per-atom energies (N,) eV, forces (N, 3) eV/Å and virial (3, 3) eV."""
-        from emtool.neighbors import neighbor_list
-        from emtool.structure import check_structure
         positions, cell, pbc = check_structure(atoms.positions, atoms.cell.array, atoms.pbc)
         nl = neighbor_list(positions, cell, pbc, self.spec.r_outer)
         element = self._element_index(atoms)
@@ -112,7 +112,6 @@ class ZBLPotential:
 
     def evaluate(self, atoms):
         """dict(energy, energies, forces[, stress]) in eV, eV/Å, eV/Å^3 (ASE conventions)."""
-        from emtool.snap_model import voigt
         energies, forces, virial = self.energy_forces_virial(atoms)
         result = dict(energy=float(energies.sum()), energies=energies, forces=forces)
         if np.all(atoms.pbc):

@@ -28,7 +28,8 @@ import emtool
 from emtool.calculators import load_potential
 from emtool.dataset import read_dataset, write_dataset
 from emtool.evaluate import evaluate_images
-from emtool.fit import GroupWeights, UniformWeights, fit_dataset
+from emtool.fit import fit_dataset
+from emtool.weights import GroupWeights, UniformWeights
 from emtool.generate import GeneratorParams, generate_dataset
 from emtool.label import LabelerSpec, label_dataset
 

@@ -7,7 +7,8 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from conftest import displaced_bcc, random_box
 from emtool import SnapParams
-from emtool.fit import GroupWeights, UniformWeights, fit_snap
+from emtool.fit import fit_snap
+from emtool.weights import GroupWeights, UniformWeights
 from emtool.snap_model import SnapPotential
 
 

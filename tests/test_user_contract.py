@@ -331,7 +331,8 @@ def test_ctrl_c_md_keeps_its_trajectory(work, tmp_path):
     shutil.copy(work / "W.xyz", tmp_path)
     result = interrupt(["md", "W.xyz", "--steps", 10 ** 6, "--log", "log.txt", "--trajectory",
                         "md.traj", "--thermo-every", 10, "--trajectory-every", 10], tmp_path,
-                       after(5))
+                       lambda cwd: (cwd / ".md.traj.partial").exists()
+                       and (cwd / ".md.traj.partial").stat().st_size > 20_000)
     assert_one_line(result, "md interrupted")
     frames = read(tmp_path / "md.traj", ":")
     steps = [int(line.split()[0]) for line in (tmp_path / "log.txt").read_text().splitlines()[1:]]

@@ -33,7 +33,8 @@ from emtool.calculators import load_potential
 from emtool.compare import coverage_by_configuration
 from emtool.dataset import dataset_info, read_dataset, write_dataset
 from emtool.evaluate import configuration_errors, evaluate_images
-from emtool.fit import GroupWeights, UniformWeights, fit_dataset
+from emtool.fit import fit_dataset
+from emtool.weights import GroupWeights, UniformWeights
 from emtool.label import finished_labels
 from emtool.nn_train import TrainingSettings, fit_network_dataset
 from emtool.workflows import compute_descriptors

@@ -101,7 +101,8 @@ def snap_params(twojmax):
 def fitted_model(name, model, twojmax, epochs=None):
     """Path of ``model`` (linear, quadratic, nn:XX) trained on set ``name`` (energy-only,
     train/validation 7:1 of the train+validation part); trained on first use."""
-    from emtool.fit import GroupWeights, UniformWeights, fit_dataset
+    from emtool.fit import fit_dataset
+    from emtool.weights import GroupWeights, UniformWeights
     from emtool.nn_train import TrainingSettings, fit_network_dataset
     folder = OUT / "models"
     folder.mkdir(parents=True, exist_ok=True)
