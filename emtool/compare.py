@@ -393,10 +393,7 @@ def compare_datasets(paths, params=None, components=(0, 1, 2), nn_environments=N
              time.perf_counter() - start)
     summary = dict(
         reference=ref.path,
-        descriptors=dict(twojmax=params.twojmax, rcutfac=params.rcutfac, rfac0=params.rfac0,
-                         rmin0=params.rmin0, switchflag=params.switchflag,
-                         bzeroflag=params.bzeroflag, quadraticflag=params.quadraticflag,
-                         n_dims=d),
+        descriptors=dict(params.keywords(), n_dims=d),
         whitening=dict(eigenvalue_max=float(whitening.eigenvalues[0]),
                        eigenvalue_min=float(whitening.eigenvalues[-1]),
                        condition=whitening.condition),

@@ -31,7 +31,7 @@ from emtool.kernels import mlp as _k
 from emtool.params import ParameterError, SnapParams
 from emtool.snap import bispectrum_from_pairs, snap_pair_forces, snap_pairs
 from emtool.snap_model import DescriptorPotential
-from emtool.snapfiles import ZBLSpec, _UNSAFE_NAME, _check_expressible, _fmt
+from emtool.snapfiles import ZBLSpec, UNSAFE_NAME, check_expressible, lammps_number
 
 #: Hidden-layer widths of the paper's Fig. 7 networks, input side first.
 ARCHITECTURES = {
@@ -138,7 +138,7 @@ class NetworkPotential(DescriptorPotential):
 
 def _lines_of(values, per_line=10):
     values = list(values)
-    return [" ".join(_fmt(v) for v in values[k:k + per_line]) for k in range(0, len(values), per_line)]
+    return [" ".join(lammps_number(v) for v in values[k:k + per_line]) for k in range(0, len(values), per_line)]
 
 
 def write_mliap(stem, potential):
@@ -154,10 +154,10 @@ def write_mliap(stem, potential):
                              f"(only {', '.join(LAMMPS_ACTIVATIONS)}); train with --activation "
                              f"tanh, sigmoid or relu to export to LAMMPS")
     stem = Path(stem)
-    if _UNSAFE_NAME.search(stem.name):
+    if UNSAFE_NAME.search(stem.name):
         raise ParameterError(f"file name '{stem.name}' would break a LAMMPS command")
     params = potential.params
-    _check_expressible(params)
+    check_expressible(params)
     element = params.elements[0]
     model, descriptor, include = (stem.parent / f"{stem.name}.{ext}"
                                   for ext in ("mliap.model", "mliap.descriptor", "mliap"))
@@ -170,18 +170,18 @@ def write_mliap(stem, potential):
         *_lines_of(potential.coeffs)]) + "\n", encoding="utf-8")
     descriptor.write_text("\n".join([
         "# emtool network potential, LAMMPS ML-IAP 'descriptor sna' parameters",
-        "nelems 1", f"elems {element}", f"radelems {_fmt(params.radelem[0])}",
-        f"welems {_fmt(params.wj[0])}", f"rcutfac {_fmt(params.rcutfac)}",
-        f"twojmax {params.twojmax}", f"rfac0 {_fmt(params.rfac0)}", f"rmin0 {_fmt(params.rmin0)}",
+        "nelems 1", f"elems {element}", f"radelems {lammps_number(params.radelem[0])}",
+        f"welems {lammps_number(params.wj[0])}", f"rcutfac {lammps_number(params.rcutfac)}",
+        f"twojmax {params.twojmax}", f"rfac0 {lammps_number(params.rfac0)}", f"rmin0 {lammps_number(params.rmin0)}",
         f"switchflag {params.switchflag}", f"bzeroflag {params.bzeroflag}"]) + "\n",
         encoding="utf-8")
     mliap = f"mliap model nn {model.name} descriptor sna {descriptor.name}"
     if potential.zbl is None:
         lines = [f"pair_style {mliap}", f"pair_coeff * * {element}"]
     else:
-        z = _fmt(potential.zbl.z[0])
-        lines = [f"pair_style hybrid/overlay zbl {_fmt(potential.zbl.r_inner)} "
-                 f"{_fmt(potential.zbl.r_outer)} {mliap}",
+        z = lammps_number(potential.zbl.z[0])
+        lines = [f"pair_style hybrid/overlay zbl {lammps_number(potential.zbl.r_inner)} "
+                 f"{lammps_number(potential.zbl.r_outer)} {mliap}",
                  f"pair_coeff 1 1 zbl {z} {z}", f"pair_coeff * * mliap {element}"]
     include.write_text("\n".join(["# UNITS: metal CONTRIBUTOR: emtool",
                                   f"# network potential for {element}; run 'include' from this "

@@ -30,7 +30,7 @@ from emtool.files import atomic_write
 from emtool.models import save_model, subset_record
 from emtool.nn import ACTIVATIONS, NetworkPotential, architecture_layers
 from emtool.parallel import ProgressLog, run_indexed
-from emtool.params import ParameterError
+from emtool.params import SUPPORTED_KEYWORDS, ParameterError
 from emtool.snap import bispectrum, bispectrum_derivatives
 from emtool.zbl import ZBLPotential
 
@@ -402,9 +402,7 @@ def load_descriptor_file(path, params, images, positions):
     try:
         npz = np.load(path)
         b, offsets = npz["B"], npz["config_offsets"]
-        stored = {name: npz[name].item() for name in
-                  ("twojmax", "rcutfac", "rfac0", "rmin0", "switchflag", "bzeroflag",
-                   "quadraticflag")}
+        stored = {name: npz[name].item() for name in SUPPORTED_KEYWORDS}
     except (OSError, ValueError, KeyError) as err:
         raise ParameterError(f"{path}: not an emtool descriptors file ({err})") from None
     wanted = {name: getattr(params, name) for name in stored}

@@ -139,3 +139,7 @@ class SnapParams:
     def replace(self, **changes):
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
+
+    def keywords(self):
+        """{keyword: value} of the LAMMPS keywords emtool reads (``SUPPORTED_KEYWORDS``)."""
+        return {name: getattr(self, name) for name in SUPPORTED_KEYWORDS}

@@ -52,7 +52,7 @@ _FLOAT_RE = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _INT_RE = re.compile(r"[+-]?\d+")
 _FILE_SEPARATORS = re.compile(r"[ \t\r\f\"']+")   # LAMMPS strips quotes from these words
 _COEFF_SEPARATORS = re.compile(r"[ \t\r\f]+")     # ... but not from coefficients
-_UNSAFE_NAME = re.compile(r"[\s#\"'$&]")          # would break a LAMMPS command or file line
+UNSAFE_NAME = re.compile(r"[\s#\"'$&]")          # would break a LAMMPS command or file line
 
 
 def ncoeffall(twojmax, quadraticflag):
@@ -506,22 +506,23 @@ def read_snap_include(path):
 
 # ----------------------------------------------------------------------------- writing
 
-def _fmt(x):
+def lammps_number(x):
     """Shortest decimal string that reads back to the same double."""
     return repr(float(x))
 
 
-def _check_expressible(params):
+def check_expressible(params):
+    """Refuse ``params`` that LAMMPS's SNAP files cannot express (``ParameterError``)."""
     if params.wself != 1.0:
         raise ParameterError(f"LAMMPS fixes wself = 1; cannot write a model with wself={params.wself}")
 
 
 def write_snapparam(path, params):
     """Write ``params`` as a LAMMPS ``.snapparam`` file (every keyword explicit)."""
-    _check_expressible(params)
+    check_expressible(params)
     lines = ["# UNITS: metal CONTRIBUTOR: emtool", "", "# required",
-             f"rcutfac {_fmt(params.rcutfac)}", f"twojmax {params.twojmax}", "", "# optional",
-             f"rfac0 {_fmt(params.rfac0)}", f"rmin0 {_fmt(params.rmin0)}",
+             f"rcutfac {lammps_number(params.rcutfac)}", f"twojmax {params.twojmax}", "", "# optional",
+             f"rfac0 {lammps_number(params.rfac0)}", f"rmin0 {lammps_number(params.rmin0)}",
              *(f"{flag} {getattr(params, flag)}" for flag in _FLAGS)]
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -532,7 +533,7 @@ def write_snapcoeff(path, params, coeffs):
     ``coeffs`` has shape (n_elements, ncoeffall) in the order of ``params.elements``, which must
     name every element (distinct names without whitespace, quotes, '#', '$' or '&').
     """
-    _check_expressible(params)
+    check_expressible(params)
     coeffs = np.asarray(coeffs, dtype=np.float64)
     shape = (params.n_elements, ncoeffall(params.twojmax, params.quadraticflag))
     if coeffs.shape != shape:
@@ -543,15 +544,15 @@ def write_snapcoeff(path, params, coeffs):
     if not params.elements:
         raise ParameterError("params.elements must name the elements to write a .snapcoeff")
     if len(set(params.elements)) != len(params.elements) or any(
-            not name or _UNSAFE_NAME.search(name) or name == "NULL" for name in params.elements):
+            not name or UNSAFE_NAME.search(name) or name == "NULL" for name in params.elements):
         raise ParameterError(f"element names must be distinct LAMMPS words, got {params.elements}")
     kind = "quadratic" if params.quadraticflag else "linear"
     lines = ["# UNITS: metal CONTRIBUTOR: emtool",
              f"# {kind} SNAP, twojmax {params.twojmax}: beta_0 then {shape[1] - 1} coefficients per element",
              "", f"{shape[0]} {shape[1]}"]
     for name, radelem, wj, row in zip(params.elements, params.radelem, params.wj, coeffs):
-        lines.append(f"{name} {_fmt(radelem)} {_fmt(wj)}")
-        lines.extend(_fmt(c) for c in row)
+        lines.append(f"{name} {lammps_number(radelem)} {lammps_number(wj)}")
+        lines.extend(lammps_number(c) for c in row)
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -571,7 +572,7 @@ def write_snap_model(stem, params, coeffs, zbl=None):
         The files written.
     """
     stem = Path(stem)
-    if _UNSAFE_NAME.search(stem.name):
+    if UNSAFE_NAME.search(stem.name):
         raise ParameterError(f"file name '{stem.name}' would break a LAMMPS command")
     if zbl is not None and len(zbl.z) != params.n_elements:
         raise ParameterError(f"ZBL has {len(zbl.z)} charges for {params.n_elements} elements")
@@ -589,8 +590,8 @@ def write_snap_model(stem, params, coeffs, zbl=None):
     if zbl is None:
         lines += ["pair_style snap", f"pair_coeff * * {files}"]
     else:
-        lines += [f"pair_style hybrid/overlay zbl {_fmt(zbl.r_inner)} {_fmt(zbl.r_outer)} snap",
-                  *(f"pair_coeff {i + 1} {j + 1} zbl {_fmt(zbl.z[i])} {_fmt(zbl.z[j])}"
+        lines += [f"pair_style hybrid/overlay zbl {lammps_number(zbl.r_inner)} {lammps_number(zbl.r_outer)} snap",
+                  *(f"pair_coeff {i + 1} {j + 1} zbl {lammps_number(zbl.z[i])} {lammps_number(zbl.z[j])}"
                     for i in range(n) for j in range(i, n)),
                   f"pair_coeff * * snap {files}"]
     include.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -66,9 +66,7 @@ def compute_descriptors(images, params, output, derivatives=False):
         progress.advance()
     arrays = dict(B=np.vstack(blocks),
                   config_offsets=np.cumsum([0] + [len(a) for a in images]),
-                  twojmax=params.twojmax, rcutfac=params.rcutfac, rfac0=params.rfac0,
-                  rmin0=params.rmin0, switchflag=params.switchflag, bzeroflag=params.bzeroflag,
-                  quadraticflag=params.quadraticflag, radelem=np.array(params.radelem),
+                  **params.keywords(), radelem=np.array(params.radelem),
                   wj=np.array(params.wj), elements=np.array(params.elements, dtype=str))
     if derivatives:
         arrays.update(dBdr=np.concatenate(grads), virial=np.array(virials))
