@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emtool import plots
 from emtool.compare import COVERAGE_QUANTILE, MUCH_BROADER, dataset_name, sample_rows
 from emtool.files import atomic_write
 from emtool.kernels.snap_basis import snap_basis
@@ -103,20 +104,6 @@ def _markdown(s):
     return "\n".join(lines) + "\n"
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig, path):
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    _pyplot().close(fig)
-    return path
-
-
 def _names(comparison):
     return [dataset_name(s.path) for s in comparison.sets]
 
@@ -128,15 +115,7 @@ def _energy_figure(comparison, path):
     labeled = [(n, e) for n, e in labeled if len(e)]
     if not labeled:
         return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 3.8))
-    bins = np.histogram_bin_edges(np.concatenate([e for _, e in labeled]), bins=60)
-    for name, e in labeled:
-        ax.hist(e, bins=bins, density=True, histtype="step", lw=1.5, label=name)
-    ax.set_xlabel("energy per atom (eV)")
-    ax.set_ylabel("probability density (1/eV)")
-    ax.legend(frameon=False)
-    return _save(fig, path)
+    return plots.energy_histograms(labeled, path)
 
 
 def _component_label(column, twojmax):
@@ -149,75 +128,38 @@ def _component_label(column, twojmax):
 
 def _components_figure(comparison, path):
     """Distributions of the chosen bispectrum columns, log density (paper Fig. 2 right)."""
-    plt = _pyplot()
-    columns = comparison.summary["components"]
     twojmax = comparison.summary["descriptors"]["twojmax"]
-    fig, axes = plt.subplots(1, len(columns), figsize=(4 * len(columns), 3.6), squeeze=False)
-    for ax, column in zip(axes[0], columns):
-        values = [s.descriptors[:, column] for s in comparison.sets]
-        bins = np.histogram_bin_edges(np.concatenate(values), bins=80)
-        for name, v in zip(_names(comparison), values):
-            ax.hist(v, bins=bins, density=True, histtype="step", lw=1.5, label=name)
-        ax.set_yscale("log")
-        ax.set_xlabel(_component_label(column, twojmax))
-        ax.set_ylabel("probability density")
-    axes[0][0].legend(frameon=False)
-    return _save(fig, path)
+    panels = [(_component_label(column, twojmax),
+               [s.descriptors[:, column] for s in comparison.sets])
+              for column in comparison.summary["components"]]
+    return plots.component_histograms(panels, _names(comparison), path)
 
 
 def _pca_figure(comparison, path):
-    """All sets on REF's first two principal axes."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 4.5))
+    """All sets on REF's first two principal axes (a sample of ``SCATTER_POINTS`` each)."""
+    series = []
     for k, (name, s) in enumerate(zip(_names(comparison), comparison.sets)):
         rows = sample_rows(len(s.descriptors), SCATTER_POINTS, comparison.summary["seed"], k)
-        y = comparison.pca.project(s.descriptors[rows])
-        ax.scatter(y[:, 0], y[:, 1], s=2, alpha=0.4, label=name, rasterized=True)
-    pc = comparison.pca.explained
-    ax.set_xlabel(f"PC1 of REF ({100 * pc[0]:.1f}%)")
-    ax.set_ylabel(f"PC2 of REF ({100 * pc[1]:.1f}%)")
-    ax.legend(frameon=False, markerscale=5)
-    return _save(fig, path)
+        series.append((name, comparison.pca.project(s.descriptors[rows])))
+    return plots.pca(series, comparison.pca.explained, path)
 
 
 def _ratios_figure(comparison, path):
     """Std ratio per whitened dimension of each other set."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    for name, ratio in zip(_names(comparison)[1:], comparison.ratios):
-        ax.plot(np.arange(len(ratio)), ratio, "o-", ms=3, lw=1, label=name)
-    ax.axhline(1.0, color="gray", lw=0.8)
-    ax.axhline(MUCH_BROADER, color="gray", lw=0.8, ls="--")
-    ax.set_yscale("log")
-    ax.set_xlabel("whitened dimension (bispectrum column)")
-    ax.set_ylabel("std / std of REF")
-    ax.legend(frameon=False)
-    return _save(fig, path)
+    return plots.broadening(list(zip(_names(comparison)[1:], comparison.ratios)), MUCH_BROADER,
+                            path)
 
 
 def _coverage_figure(comparison, path):
-    """Histograms of nearest distances, both directions, with the thresholds."""
-    plt = _pyplot()
+    """Histograms of nearest distances, both directions, with the covering sets'
+    thresholds (the ``COVERAGE_QUANTILE`` of their leave-one-out distances)."""
     names = _names(comparison)
     dist = comparison.distances
-    floor = comparison.summary["entropy_floor"]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    panels = [(axes[0], f"environments of each set, nearest in {names[0]}",
+    thresholds = [np.quantile(loo, COVERAGE_QUANTILE) for loo in dist["loo"]]
+    panels = [(f"environments of each set, nearest in {names[0]}",
                [(f"{names[0]} (leave-one-out)", dist["loo"][0])]
-               + list(zip(names[1:], dist["other_by_reference"])), [dist["loo"][0]]),
-              (axes[1], f"environments of {names[0]}, nearest in each set",
+               + list(zip(names[1:], dist["other_by_reference"])), thresholds[:1]),
+              (f"environments of {names[0]}, nearest in each set",
                list(zip([f"in {n}" for n in names[1:]], dist["reference_by_other"])),
-               dist["loo"][1:])]
-    for ax, title, series, covering in panels:
-        values = np.concatenate([d for _, d in series])
-        bins = np.logspace(np.log10(floor), np.log10(max(values.max(), 10 * floor)), 60)
-        for label, d in series:
-            ax.hist(np.maximum(d, floor), bins=bins, histtype="step", lw=1.5, label=label)
-        for loo in covering:
-            ax.axvline(np.quantile(loo, COVERAGE_QUANTILE), color="gray", lw=0.8, ls="--")
-        ax.set_xscale("log")
-        ax.set_xlabel("nearest-neighbor distance (REF-whitened units)")
-        ax.set_ylabel("environments")
-        ax.set_title(title, fontsize=9)
-        ax.legend(frameon=False, fontsize=8)
-    return _save(fig, path)
+               thresholds[1:])]
+    return plots.coverage(panels, comparison.summary["entropy_floor"], path)

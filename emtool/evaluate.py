@@ -12,9 +12,11 @@ ASE Voigt order xx yy zz yz xz xy). Info items are JSON, whose floats round-trip
 the values read back equal the potential's. Unlabeled configurations get predictions too.
 """
 import logging
+from pathlib import Path
 
 import numpy as np
 
+from emtool import plots
 from emtool.dataset import (DatasetError, dataset_info, provenance_record, read_dataset,
                             write_dataset)
 from emtool.models import configurations_fingerprint, training_subsets
@@ -206,32 +208,11 @@ def write_predictions(path, images, predictions, source=None, settings=None):
 
 
 def plot_errors(potential, images, folder):
-    """Parity plot of energies per atom and the RSE histogram (log bins) as PNG files."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from pathlib import Path
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    """``folder``/errors.png: the parity plot of energies per atom and the RSE histogram of
+    ``potential`` on the labeled ``images`` (:func:`emtool.plots.errors`)."""
     ref, pred = [], []
     for atoms in images:
         if atoms.calc is not None and np.isfinite(atoms.calc.results.get("energy", np.nan)):
             ref.append(atoms.calc.results["energy"] / len(atoms))
             pred.append(potential.evaluate(atoms)["energy"] / len(atoms))
-    ref, pred = np.array(ref), np.array(pred)
-    fig, ax = plt.subplots(1, 2, figsize=(9, 4))
-    ax[0].scatter(ref, pred, s=6)
-    lims = [min(ref.min(), pred.min()), max(ref.max(), pred.max())]
-    ax[0].plot(lims, lims, color="gray", lw=0.8)
-    ax[0].set_xlabel("reference energy (eV/atom)")
-    ax[0].set_ylabel("model energy (eV/atom)")
-    rse = np.maximum(np.abs(pred - ref), 1e-8)
-    ax[1].hist(rse, bins=np.logspace(np.log10(rse.min()), np.log10(rse.max()) + 1e-9, 40))
-    ax[1].set_xscale("log")
-    ax[1].set_xlabel("RSE (eV/atom)")
-    ax[1].set_ylabel("configurations")
-    fig.tight_layout()
-    path = folder / "errors.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return plots.errors(ref, pred, Path(folder) / "errors.png")

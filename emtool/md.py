@@ -36,6 +36,7 @@ from ase import units
 from ase.build import bulk
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from emtool import plots
 from emtool.errors import EmtoolError
 from emtool.files import StagedFile
 from emtool.kernels.verlet import csvr_factor, kinetic_energy, verlet_drift, verlet_kick
@@ -646,32 +647,21 @@ def format_table(result):
 
 def plot_energy_conservation(result, path, label=None):
     """Log-log plot of dH(dt) with its error bars, the fitted slope and a dt^2 guide (paper
-    Fig. 5); the format follows the suffix of ``path`` (.png, .pdf, ...)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    Fig. 5), drawn by :func:`emtool.plots.energy_conservation`; the format follows the suffix
+    of ``path`` (.png, .pdf, .svg). Both power laws go through the geometric mean of the
+    fitted points."""
     rows = [r for r in result["table"] if not r["diverged"] and r["delta_h"] > 0]
     dt = np.array([r["timestep"] for r in rows])
     dh = np.array([r["delta_h"] for r in rows])
     err = np.array([r["delta_h_error"] or 0.0 for r in rows])
-    fig, ax = plt.subplots(figsize=(4.5, 3.5))
-    ax.errorbar(dt, dh, yerr=err, marker="o", ls="-", label=label or "emtool", capsize=2)
+    fit = square = None
     if result["slope"] is not None:
-        fit = np.array(result["slope_timesteps"])
-        log_fitted = np.log([r["delta_h"] for r in rows if r["timestep"] in set(fit)])
-        for slope, style, label in ((result["slope"], "k--", f"fit, slope {result['slope']:.2f}"),
-                                    (2.0, "C7:", "δt²")):
-            scale = np.exp(np.mean(log_fitted - slope * np.log(fit)))
-            ax.plot(dt, scale * dt ** slope, style, lw=0.8, label=label)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("timestep δt (fs)")
-    ax.set_ylabel("ΔH (eV/atom)")
-    ax.set_title(f"NVE, {result['natoms']} atoms, {result['temperature']:g} K, "
-                 f"{result['duration'] / 1000:g} ps")
-    ax.legend(frameon=False)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+        fitted = np.array(result["slope_timesteps"])
+        log_fitted = np.log([r["delta_h"] for r in rows if r["timestep"] in set(fitted)])
+        fit_prefactor, square = (np.exp(np.mean(log_fitted - slope * np.log(fitted)))
+                                 for slope in (result["slope"], 2.0))
+        fit = (result["slope"], fit_prefactor)
+    title = (f"NVE, {result['natoms']} atoms, {result['temperature']:g} K, "
+             f"{result['duration'] / 1000:g} ps")
+    return plots.energy_conservation(dt, dh, err, path, label=label or "emtool", title=title,
+                                     fit=fit, square=square)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emtool import plots
 from emtool.calculators import load_potential
 from emtool.dataset import read_dataset
 from emtool.evaluate import plot_errors
@@ -106,16 +107,18 @@ def default_run(output, n=48, seed=0, workers=1, epochs=300):
              f"({summary['skipped']} were already there).", "",
              "| group | configurations | S start (mean) | S end (mean) | moved in the direction of K |",
              "|---|---:|---:|---:|---:|"]
+    entropy = {}
     for group, sign in (("entropy_max", 1), ("entropy_min", -1)):
         half = [a for a in images if a.info["group"] == group]
+        start = np.array([a.info["entropy_start"] for a in half])
+        end = np.array([a.info["entropy"] for a in half])
+        entropy[group] = (start, end)
         if not half:
             continue
-        s0 = np.mean([a.info["entropy_start"] for a in half])
-        s1 = np.mean([a.info["entropy"] for a in half])
-        moved = np.mean([np.sign(a.info["entropy"] - a.info["entropy_start"]) == sign
-                         for a in half])
-        lines.append(f"| {group} | {len(half)} | {s0:.3f} | {s1:.3f} | {100 * moved:.0f}% |")
-    figure = _entropy_figure(images, output / "entropy.png")
+        moved = np.mean(np.sign(end - start) == sign)
+        lines.append(f"| {group} | {len(half)} | {start.mean():.3f} | {end.mean():.3f} | "
+                     f"{100 * moved:.0f}% |")
+    figure = plots.entropy_change(entropy, output / "entropy.png")
     lines += ["", f"![entropy per configuration]({figure.name})", ""]
     labeled = output / "em_labeled.h5"
     result = label_dataset(output / "em.h5", output=labeled, workers=workers)
@@ -181,24 +184,3 @@ def _nve_section(models, output, lines):
     lines.append("")
     lines += [f"![energy conservation {name}](nve_{path.stem}.png)"
               for name, path in models.items()]
-
-
-def _entropy_figure(images, path):
-    """Scatter of S before and after the entropy stage, one point per configuration."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(4.5, 4))
-    for group, color in (("entropy_max", "tab:red"), ("entropy_min", "tab:blue")):
-        half = [a for a in images if a.info["group"] == group]
-        ax.scatter([a.info["entropy_start"] for a in half], [a.info["entropy"] for a in half],
-                   s=12, color=color, label=group)
-    lims = ax.get_xlim()
-    ax.plot(lims, lims, color="gray", lw=0.8)
-    ax.set_xlabel("S after overlap removal")
-    ax.set_ylabel("S after entropy optimization")
-    ax.legend(frameon=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path

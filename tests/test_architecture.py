@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "emtool"
 FLOORS = [
     ("errors", "files", "kernels"),
     ("params", "structure", "lammps"),
-    ("neighbors", "parallel", "snapfiles", "weights"),
+    ("neighbors", "parallel", "snapfiles", "weights", "plots"),
     ("snap", "zbl", "nearest", "entropy", "structure_types", "dataset", "universal"),
     ("snap_model", "reference", "nn", "md", "compare", "exchange", "subset", "fitsnap_input"),
     ("models", "calculators", "select", "compare_report"),
