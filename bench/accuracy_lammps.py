@@ -17,7 +17,7 @@ from conftest import SHARED_DATA, displaced_bcc, random_box  # noqa: E402
 
 from emtool import SnapParams, bispectrum, bispectrum_derivatives  # noqa: E402
 from emtool.lammps import lammps_potential, lammps_sna, lammps_snad  # noqa: E402
-from emtool.snap_model import SnapPotential  # noqa: E402
+from emtool.potentials.snap import SnapPotential  # noqa: E402
 
 STRUCTURES = [random_box(1), random_box(2, tetragonal=False), displaced_bcc(3)]
 

@@ -9,7 +9,7 @@ Stages, each timed with its peak traced memory (tracemalloc: NumPy buffers and P
 objects; cKDTree's C++ nodes are not traced, the process peak RSS is printed at the end):
 
 - whitening: ``zca_whitening`` of A (streamed QR + SVD) and whitening of A and B;
-- entropy: leave-one-out nearest distances of all N rows of A (``emtool.nearest``, exact)
+- entropy: leave-one-out nearest distances of all N rows of A (``emtool.descriptors.nearest``, exact)
   and the entropy from them; coverage: nearest distances of all N rows of B to A, and the
   fraction beyond A's 99th-percentile spacing. Complete, not extrapolated;
 - the baseline, scipy's cKDTree (what emtool used before): its build on A, and ``--queries``
@@ -32,9 +32,9 @@ import tracemalloc
 import numpy as np
 from scipy.spatial import cKDTree
 
-from emtool.compare import zca_whitening
+from emtool.analysis.compare import zca_whitening
 from emtool.kernels.entropy import entropy_from_distances
-from emtool.nearest import nearest_sq_distances
+from emtool.descriptors.nearest import nearest_sq_distances
 
 FLOOR = 1e-3
 

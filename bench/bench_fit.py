@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 
 from emtool import SnapParams
-from emtool.exchange import import_to_dataset
+from emtool.data.exchange import import_to_dataset
 from emtool import read_dataset
-from emtool.evaluate import evaluate_images
-from emtool.fit import fit_snap
-from emtool.weights import GroupWeights, UniformWeights
-from emtool.snap_model import SnapPotential
+from emtool.analysis.evaluate import evaluate_images
+from emtool.fitting.snap import fit_snap
+from emtool.fitting.weights import GroupWeights, UniformWeights
+from emtool.potentials.snap import SnapPotential
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fitsnap_W_PRB2019"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numba
 
-from emtool.generate import GeneratorParams, generate_dataset, generate_one
+from emtool.generator.generate import GeneratorParams, generate_dataset, generate_one
 
 
 def main():

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from emtool import write_dataset
-from emtool.generate import GeneratorParams, random_start
-from emtool.label import label_dataset
+from emtool.generator.generate import GeneratorParams, random_start
+from emtool.labeling.label import label_dataset
 
 
 def main():

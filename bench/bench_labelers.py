@@ -31,8 +31,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from emtool.calculators import load_potential  # noqa: E402
-from emtool.dataset import read_dataset  # noqa: E402
+from emtool.potentials.calculators import load_potential  # noqa: E402
+from emtool.data.dataset import read_dataset  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_SET = ROOT / "examples" / "data" / "w_gpaw.h5"

@@ -33,15 +33,15 @@ import numba
 import numpy as np
 
 from bench_snap import best_time, first_call_seconds, structure
-from emtool.calculators import load_potential
+from emtool.potentials.calculators import load_potential
 from emtool.kernels.snap import beta_forces_kernel
 from emtool.kernels.snap_basis import snap_basis
 from emtool.kernels.verlet import kinetic_energy, verlet_drift, verlet_kick
-from emtool.md import (MDSystem, NVEProtocol, PAPER_TIMESTEPS, bcc_tungsten,
+from emtool.dynamics.md import (MDSystem, NVEProtocol, PAPER_TIMESTEPS, bcc_tungsten,
                        energy_conservation, equilibrate, loglog_slope, maxwell_boltzmann,
                        nve_init, nve_step)
-from emtool.snap import n_chunks, scatter_pair_forces, snap_pairs
-from emtool.zbl import ZBLPotential
+from emtool.descriptors.snap import n_chunks, scatter_pair_forces, snap_pairs
+from emtool.potentials.zbl import ZBLPotential
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 sys.path.insert(0, str(TESTS))
@@ -55,8 +55,8 @@ TIMESTEP = 1.0   # fs
 FIRST_CALL = f"""
 import time; start = time.perf_counter()
 import numpy as np
-from emtool.calculators import load_potential
-from emtool.md import MDSystem, bcc_tungsten, maxwell_boltzmann, nve_init, nve_step
+from emtool.potentials.calculators import load_potential
+from emtool.dynamics.md import MDSystem, bcc_tungsten, maxwell_boltzmann, nve_init, nve_step
 system = MDSystem(load_potential("{PUBLISHED / 'W_2940_2017_2.snap'}"), bcc_tungsten())
 state = nve_init(system, system.positions, maxwell_boltzmann(system.masses, 300.0))
 nve_step(system, state, 1.0)

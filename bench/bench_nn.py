@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from emtool import SnapParams, read_dataset
-from emtool.exchange import import_to_dataset
-from emtool.nn import architecture_layers, n_parameters
-from emtool.nn_train import (TrainingData, TrainingSettings, collect_records,
+from emtool.data.exchange import import_to_dataset
+from emtool.potentials.nn import architecture_layers, n_parameters
+from emtool.fitting.networks import (TrainingData, TrainingSettings, collect_records,
                              split_configurations, train_network)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fitsnap_W_PRB2019"

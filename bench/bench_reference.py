@@ -25,8 +25,8 @@ import numpy as np
 
 from bench_snap import best_time, first_call_seconds, lammps_time, structure
 from emtool.kernels.finnis_sinclair import fs_energy_forces
-from emtool.neighbors import neighbor_list
-from emtool.reference import FinnisSinclairW
+from emtool.descriptors.neighbors import neighbor_list
+from emtool.potentials.reference import FinnisSinclairW
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import random_box  # noqa: E402
@@ -35,7 +35,7 @@ from test_reference import write_setfl  # noqa: E402
 FIRST_CALL = """
 import time; start = time.perf_counter()
 from ase.build import bulk
-from emtool.reference import FinnisSinclairW
+from emtool.potentials.reference import FinnisSinclairW
 FinnisSinclairW().evaluate(bulk("W", "bcc", a=3.1652, cubic=True))
 print(time.perf_counter() - start)
 """

@@ -6,7 +6,7 @@ POOL are the pool, the rest the held-out generated test set. The real expert-cur
 (``--labeler``, default the embedded reference ``reference:W``). From the pool, each method
 picks nested subsets (greedy methods: the first b picks of one run of max(budgets)):
 
-- ``coverage``, ``farthest`` and ``entropy`` (``emtool.select``, 2J = 8 descriptors),
+- ``coverage``, ``farthest`` and ``entropy`` (``emtool.analysis.select``, 2J = 8 descriptors),
 - ``random`` with seeds 0..SEEDS-1,
 - QUESTS' ``fps`` and ``msc`` (its own descriptors and defaults; needs ``pip install quests``,
   which is not a dependency of emtool; skipped with a note when absent).
@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 
 import emtool
-from emtool.dataset import read_arrays, read_dataset, write_dataset
-from emtool.fit import TallSkinnyQR, configuration_rows
-from emtool.generate import generate_dataset
-from emtool.label import LabelerSpec, label_dataset
-from emtool.select import select_rows
+from emtool.data.dataset import read_dataset, write_dataset
+from emtool.fitting.snap import TallSkinnyQR, configuration_rows
+from emtool.generator.generate import generate_dataset
+from emtool.labeling.label import LabelerSpec, label_dataset
+from emtool.analysis.select import select_rows
 
 HERE = Path(__file__).resolve().parent
 DE_SOURCE = HERE.parents[1] / "shared" / "data" / "fitsnap_W_PRB2019"
@@ -72,7 +72,7 @@ def datasets(args, tag):
         write_dataset(test, images[args.pool:])
     de = args.out / f"de_{tag}.h5"
     if not de.exists():
-        from emtool.exchange import import_to_dataset
+        from emtool.data.exchange import import_to_dataset
         de_raw = args.out / "de_raw.h5"
         if not de_raw.exists():
             import_to_dataset(DE_SOURCE, de_raw, element="W")
@@ -106,7 +106,7 @@ def fit_snap_rows(rows, energy):
 
 
 def fit_network(data, picks, epochs, seed):
-    from emtool.nn_train import TrainingData, TrainingSettings, train_network
+    from emtool.fitting.networks import TrainingData, TrainingSettings, train_network
     records = [dict(b=data["b"][data["offsets"][c]:data["offsets"][c + 1]],
                     energy=data["energy"][c]) for c in picks]
     training = TrainingData(records, forces=False)

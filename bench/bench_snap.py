@@ -29,8 +29,8 @@ from emtool import SnapParams
 from emtool.kernels.snap import beta_forces_kernel, bispectrum_kernel, dbdr_kernel
 from emtool.kernels.snap_basis import snap_basis
 from emtool.lammps import open_lammps, setup_atoms
-from emtool.snap import bispectrum_derivatives, n_chunks, snap_pairs
-from emtool.snap_model import SnapPotential
+from emtool.descriptors.snap import bispectrum_derivatives, n_chunks, snap_pairs
+from emtool.potentials.snap import SnapPotential
 
 RCUTFAC = 4.73442
 
@@ -100,7 +100,7 @@ FIRST_CALL = """
 import time; start = time.perf_counter()
 from ase.build import bulk
 from emtool import SnapParams, bispectrum_derivatives
-from emtool.snap_model import SnapPotential
+from emtool.potentials.snap import SnapPotential
 import numpy as np
 atoms = bulk("W", "bcc", a=3.1652, cubic=True).repeat(2)
 params = SnapParams(twojmax=8, elements=("W",))

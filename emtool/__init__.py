@@ -5,10 +5,10 @@ Public API (stable names): ``SnapParams``, ``bispectrum``, ``bispectrum_derivati
 """
 from importlib.metadata import version
 
-from emtool.params import ParameterError, SnapParams, n_bispectrum
-from emtool.snap import bispectrum, bispectrum_derivatives
-from emtool.structure import StructureError
-from emtool.dataset import read_dataset, write_dataset
+from emtool.descriptors.params import SnapParams, n_bispectrum
+from emtool.errors import ParameterError, StructureError
+from emtool.descriptors.snap import bispectrum, bispectrum_derivatives
+from emtool.data.dataset import read_dataset, write_dataset
 
 __version__ = version("emtool")
 __all__ = ["ParameterError", "SnapParams", "StructureError", "bispectrum",
@@ -17,13 +17,13 @@ __all__ = ["ParameterError", "SnapParams", "StructureError", "bispectrum",
 
 
 def calculator(spec):
-    """An ASE calculator for the potential named by ``spec`` (see ``emtool.calculators``)."""
-    from emtool.calculators import calculator as _calculator
+    """An ASE calculator for the potential named by ``spec`` (see ``emtool.potentials.calculators``)."""
+    from emtool.potentials.calculators import calculator as _calculator
     return _calculator(spec)
 
 
 def __getattr__(name):
     if name == "SnapPotential":
-        from emtool.snap_model import SnapPotential
+        from emtool.potentials.snap import SnapPotential
         return SnapPotential
     raise AttributeError(f"module 'emtool' has no attribute {name!r}")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from emtool.nn import ACTIVATIONS, ARCHITECTURES, LAMMPS_ACTIVATIONS
+from emtool.potentials.nn import ACTIVATIONS, ARCHITECTURES, LAMMPS_ACTIVATIONS
 from emtool.errors import EmtoolError
 from emtool.files import StagedFile
-from emtool.params import SnapParams
+from emtool.descriptors.params import SnapParams
 
 LOG = logging.getLogger("emtool")
 
@@ -188,7 +188,7 @@ def params_from_options(snapparam, twojmax, rcutfac, rfac0, rmin0, switchflag, b
                         quadratic):
     """A SnapParams from the ``snap_options`` values."""
     if snapparam:
-        from emtool.snap_model import SnapPotential
+        from emtool.potentials.snap import SnapPotential
         params = SnapPotential.read(snapparam).params
         return params.replace(quadraticflag=int(quadratic) or params.quadraticflag)
     return SnapParams(twojmax=twojmax, rcutfac=rcutfac, rfac0=rfac0, rmin0=rmin0,
@@ -290,7 +290,7 @@ def generate(count, output, seed, workers, scheduler, element, atomic_volume, vo
     """
     from dataclasses import replace
 
-    from emtool.generate import GeneratorParams, generate_dataset
+    from emtool.generator.generate import GeneratorParams, generate_dataset
     material = GeneratorParams.for_element(element, atomic_volume, exclusion_radius)
     volumes = (tuple(v / material.atomic_volume for v in volume_range) if volume_range
                else material.box_volumes)
@@ -319,8 +319,8 @@ def info(path, as_json):
     file `emtool import` reads (extxyz, POSCAR, OUTCAR, traj, ...): counts, elements, labels."""
     import json
     import h5py
-    from emtool.dataset import dataset_info, format_info
-    from emtool.exchange import format_structures_info, structures_info
+    from emtool.data.dataset import dataset_info, format_info
+    from emtool.data.exchange import format_structures_info, structures_info
     if h5py.is_hdf5(path) or Path(path).suffix in (".h5", ".hdf5"):
         summary, text = dataset_info(path), format_info
     else:
@@ -362,7 +362,7 @@ def label(dataset, output, potential, calc_args, command, timeout, workers, sche
     and the journal folder beside it (emtool datasets). Failed calculations are stored with
     their error message and retried with --retry-failed; the exit code is 1 when any failed.
     """
-    from emtool.label import label_dataset, labeler_from_options
+    from emtool.labeling.label import label_dataset, labeler_from_options
     if output and not (Path(output).exists() and Path(dataset).exists()
                        and Path(output).resolve() == Path(dataset).resolve()):
         check_output(output, overwrite)       # -o DATASET is the in-place default
@@ -397,8 +397,8 @@ def expert(output, element, structure, lattice_a, lattice_c, seed, overwrite):
     """Write expert-style configuration groups (strained and displaced crystals, vacancies,
     interstitials, surfaces, gamma surfaces, liquid snapshots) for an element with no public
     expert-curated set (docs/expert.md). Unlabeled; label them with `emtool label`."""
-    from emtool.dataset import provenance_record, write_dataset
-    from emtool.expert import expert_groups
+    from emtool.data.dataset import provenance_record, write_dataset
+    from emtool.generator.expert import expert_groups
     check_output(output, overwrite)
     images = expert_groups(element, structure, lattice_a, seed, c=lattice_c)
     settings = dict(element=element, structure=structure, a=lattice_a, c=lattice_c, seed=seed)
@@ -425,7 +425,7 @@ def import_(source, output, fmt, element, keys, overwrite):
     """Import SOURCE into an emtool dataset: a FitSNAP JSON folder (groups = folder names;
     energies total eV, stress in bar), extxyz (ASE's or MACE's label names), or anything ASE
     reads, with its labels."""
-    from emtool.exchange import import_to_dataset
+    from emtool.data.exchange import import_to_dataset
     check_output(output, overwrite, (source,))
     summary = import_to_dataset(source, output, element=element, fmt=fmt, overwrite=overwrite,
                                 keys=keys)
@@ -450,9 +450,9 @@ def export(dataset, dest, fmt, keys, overwrite):
     .snapparam and model.snap for `include` (pair_style snap, or with ZBL); a network as ML-IAP files
     DEST/model.mliap.model, .mliap.descriptor and the include file model.mliap (tanh,
     sigmoid, relu or linear activations; LAMMPS has no softplus)."""
-    from emtool.exchange import export_dataset
+    from emtool.data.exchange import export_dataset
     if fmt == "lammps":
-        from emtool.models import load_model
+        from emtool.potentials.models import load_model
         if keys != "ase":
             raise CliError("--keys applies to --format extxyz")
         folder = Path(dest)
@@ -541,9 +541,9 @@ def fit(train, output, model, twojmax, rcutfac, energy_weight, force_weight, str
     (PyTorch, the paper's protocol; needs the nn extra) on the labeled configurations of TRAIN.
     A network job writes OUTPUT.checkpoint.pt as it goes; rerunning the same command resumes.
     """
-    from emtool.fit import fit_dataset
-    from emtool.weights import GroupWeights, UniformWeights
-    from emtool.snapfiles import ZBLSpec
+    from emtool.fitting.snap import fit_dataset
+    from emtool.fitting.weights import GroupWeights, UniformWeights
+    from emtool.data.snapfiles import ZBLSpec
     reject_options_of_other_model(click.get_current_context(), model)
     check_output(output, overwrite, (train, fitsnap_input, descriptors))
     params = SnapParams(twojmax=twojmax, rcutfac=rcutfac, bzeroflag=0)
@@ -567,7 +567,7 @@ def fit(train, output, model, twojmax, rcutfac, energy_weight, force_weight, str
 def _fit_network(train, output, model, params, zbl, groups, energy_weight, force_weight, seed,
                  workers, activation, epochs, batch_size, learning_rate, split, descriptors,
                  threads):
-    from emtool.nn_train import TrainingSettings, fit_network_dataset
+    from emtool.fitting.networks import TrainingSettings, fit_network_dataset
     try:
         fractions = tuple(float(f) for f in split.split(","))
     except ValueError:
@@ -580,7 +580,7 @@ def _fit_network(train, output, model, params, zbl, groups, energy_weight, force
         click.echo(f"note: LAMMPS's ML-IAP has no {activation}: this network runs in emtool "
                    f"only; for LAMMPS use --activation {'|'.join(LAMMPS_ACTIVATIONS)}", err=True)
     every = max(1, epochs // 20)
-    logged = logging.getLogger("emtool.nn_train").isEnabledFor(logging.INFO)  # -v logs them
+    logged = logging.getLogger("emtool.fitting.networks").isEnabledFor(logging.INFO)  # -v logs them
 
     def progress(epoch, record):
         if not logged and (epoch % every == 0 or epoch == epochs):
@@ -624,10 +624,10 @@ def evaluate(paths, model, subset, predictions, overwrite, as_json, plots, train
     `emtool evaluate SPEC DATA` (the model as first argument) is the same as
     `emtool evaluate --potential SPEC DATA`."""
     import json
-    from emtool.calculators import load_potential
-    from emtool.evaluate import (evaluate_images, plot_errors, subset_configurations,
+    from emtool.potentials.calculators import load_potential
+    from emtool.analysis.evaluate import (evaluate_images, plot_errors, subset_configurations,
                                  write_predictions)
-    from emtool.dataset import read_dataset
+    from emtool.data.dataset import read_dataset
     if model is not None and len(paths) > 1:
         raise CliError("the model is given twice: --potential SPEC DATA, or SPEC DATA, not both")
     if len(paths) != (1 if model is not None else 2):
@@ -648,7 +648,7 @@ def evaluate(paths, model, subset, predictions, overwrite, as_json, plots, train
     if plots:
         result["plot"] = str(plot_errors(potential, images, plots))
     if train:
-        from emtool.compare import error_coverage
+        from emtool.analysis.compare import error_coverage
         params = getattr(potential, "params", None) or SnapParams()
         result["coverage"] = error_coverage(train, data, result["rse"],
                                             params.replace(quadraticflag=0), workers)
@@ -742,9 +742,9 @@ def nve(potential, timesteps, temperature, duration, samples, equilibration, see
     A run whose temperature exceeds 10x the larger of its start and 1000 K is marked diverged;
     the exit code is then 1."""
     import json
-    from emtool.calculators import load_potential
-    from emtool.md import (MDError, NVEProtocol, energy_conservation, format_table,
-                           plot_energy_conservation)
+    from emtool.potentials.calculators import load_potential
+    from emtool.dynamics.md import (NVEProtocol, energy_conservation, format_table, plot_energy_conservation)
+    from emtool.errors import MDError
     for path in (plot, trajectory):
         if path:
             check_output(path, overwrite, (structure, potential))
@@ -807,8 +807,8 @@ def md(structure, potential, ensemble, timestep, steps, temperature, tau, seed, 
     potential, kinetic and total energy (eV), temperature (K), conserved quantity (eV). The run
     stops with an error when the temperature exceeds 10x the largest of its start, the NVT
     target and 1000 K (diverged)."""
-    from emtool.calculators import load_potential
-    from emtool.md import run_md
+    from emtool.potentials.calculators import load_potential
+    from emtool.dynamics.md import run_md
     for path in (log_path, trajectory):
         if path:
             check_output(path, overwrite, (structure, potential))
@@ -876,8 +876,8 @@ def compare(reference, others, twojmax, rcutfac, components, outdir, as_json, wo
     local structure types; report in OUTPUT/compare.md.
     """
     import json
-    from emtool.compare import compare_datasets
-    from emtool.compare_report import write_report
+    from emtool.analysis.compare import compare_datasets
+    from emtool.analysis.compare_report import write_report
     try:
         columns = [int(c) for c in components.split(",") if c.strip()]
     except ValueError:
@@ -924,7 +924,7 @@ def select_(pool, count, output, method, existing, twojmax, rcutfac, seed, worke
     works on atomic environments (standardized bispectrum descriptors), the picks are
     configurations, given the training sets already held (--existing). Each picked
     configuration keeps its pool index and gains selection_rank and selection_score."""
-    from emtool.select import select_dataset
+    from emtool.analysis.select import select_dataset
     check_output(output, overwrite, (pool, *existing))
     params = SnapParams(twojmax=twojmax, rcutfac=rcutfac, bzeroflag=0)
     progress = _LazyProgress("select")
@@ -965,7 +965,7 @@ def subset(dataset, output, index, groups, labeled, overwrite):
     then --index picks among the rest (--group bulk --index :10 = the first ten of bulk).
     Configurations keep their index, info, group and labels and gain source_file and
     source_index; the dataset keeps its parameters and provenance (+ a subset record)."""
-    from emtool.subset import subset_dataset
+    from emtool.data.subset import subset_dataset
     check_output(output, overwrite, (dataset,))
     summary = subset_dataset(dataset, output, index, groups, labeled)
     click.echo(f"{output}: {_written(summary)}, of the {summary['source_configs']} of "
@@ -985,7 +985,7 @@ def merge(datasets, output, mixed_labels, overwrite):
     and labels, are numbered 0..n-1 and gain source_file and source_index; every source's
     parameters and provenance are kept. Labels from different labelers are refused unless
     --mixed-labels."""
-    from emtool.subset import merge_datasets
+    from emtool.data.subset import merge_datasets
     check_output(output, overwrite, datasets)
     summary = merge_datasets(datasets, output, mixed_labels)
     click.echo(f"{output}: {_written(summary)}, from {len(datasets)} datasets")

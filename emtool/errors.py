@@ -9,3 +9,19 @@ derives from the builtin it refines (``ValueError`` or ``RuntimeError``), as bef
 
 class EmtoolError(Exception):
     """Root of emtool's user-facing errors; ``str(err)`` is the one-line message."""
+
+
+class ParameterError(EmtoolError, ValueError):
+    """An invalid or unsupported descriptor or potential parameter."""
+
+
+class StructureError(EmtoolError, ValueError):
+    """An invalid atomic structure (positions, cell or periodicity)."""
+
+
+class DatasetError(EmtoolError, ValueError):
+    """A file that is not a valid emtool dataset, or data that cannot be stored in one."""
+
+
+class MDError(EmtoolError, RuntimeError):
+    """The dynamics failed: the potential gave non-finite energy or forces."""

@@ -9,7 +9,7 @@ import math
 import os
 import time
 
-from emtool.params import ParameterError
+from emtool.errors import ParameterError
 
 LOG = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from emtool.files import atomic_write
-from emtool.params import ParameterError
+from emtool.errors import ParameterError
 
 
 def errors(reference, predicted, path):

@@ -6,15 +6,13 @@ is not used (it may be zero) and atoms may lie outside the cell. Kernels assume 
 ``check_structure``.
 """
 import numpy as np
-from emtool.errors import EmtoolError
+from emtool.errors import StructureError
 
 #: Smallest accepted volume of the periodic lattice vectors, normalised to unit length
 #: (|det| for three, |sin angle| for two); below it they count as linearly dependent.
 MIN_NORMALIZED_VOLUME = 1e-8
 
 
-class StructureError(EmtoolError, ValueError):
-    """An invalid atomic structure (positions, cell or periodicity)."""
 
 
 def check_structure(positions, cell, pbc):

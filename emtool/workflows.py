@@ -6,20 +6,20 @@ from pathlib import Path
 import numpy as np
 
 from emtool import plots
-from emtool.calculators import load_potential
-from emtool.dataset import read_dataset
-from emtool.evaluate import plot_errors
+from emtool.potentials.calculators import load_potential
+from emtool.data.dataset import read_dataset
+from emtool.analysis.evaluate import plot_errors
 from emtool.files import atomic_write
-from emtool.fit import fit_dataset
-from emtool.generate import generate_dataset
-from emtool.label import label_dataset
-from emtool.md import NVEProtocol, energy_conservation, plot_energy_conservation
-from emtool.models import model_metadata
-from emtool.nn_train import TrainingSettings, fit_network_dataset
+from emtool.fitting.snap import fit_dataset
+from emtool.generator.generate import generate_dataset
+from emtool.labeling.label import label_dataset
+from emtool.dynamics.md import NVEProtocol, energy_conservation, plot_energy_conservation
+from emtool.potentials.models import model_metadata
+from emtool.fitting.networks import TrainingSettings, fit_network_dataset
 from emtool.parallel import ProgressLog
-from emtool.params import SnapParams
-from emtool.snap import bispectrum, bispectrum_derivatives
-from emtool.structure import StructureError
+from emtool.descriptors.params import SnapParams
+from emtool.descriptors.snap import bispectrum, bispectrum_derivatives
+from emtool.errors import StructureError
 
 LOG = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Why entropy minimization (K < 0) makes no crystals from random starts (docs/generator.md,
-"Order"): two checks with the generator's own relaxation (``emtool.generate``, defaults).
+"Order"): two checks with the generator's own relaxation (``emtool.generator.generate``, defaults).
 
 1. A crystal is a minimum: BCC W, 54 atoms, at 15.9, 20 and 25 Å^3/atom, displaced by
    Gaussian noise of 0.05, 0.2 and 0.4 Å, relaxed on V_rep alone (as stage 1) and then on
@@ -14,8 +14,8 @@ Run: python examples/generator_order.py     (about 10 s)
 import numpy as np
 from ase.build import bulk
 
-from emtool.generate import GeneratorParams, _relax
-from emtool.structure_types import STRUCTURE_TYPES, classify_atoms
+from emtool.generator.generate import GeneratorParams, _relax
+from emtool.descriptors.structure_types import STRUCTURE_TYPES, classify_atoms
 
 CRYSTALLINE = [STRUCTURE_TYPES.index(name) for name in ("fcc", "hcp", "bcc", "sc", "diamond")]
 VOLUMES = (15.9, 20.0, 25.0)

@@ -6,7 +6,7 @@ reports per sign of K:
 
 - ``moved``: fraction of runs that moved S in the direction of K;
 - ``cryst``: fraction of atoms crystalline (bcc, fcc, hcp, sc or diamond by
-  ``emtool.structure_types``, adaptive CNA); ``perfect``: fraction of configurations with
+  ``emtool.descriptors.structure_types``, adaptive CNA); ``perfect``: fraction of configurations with
   >= 98 % of their atoms of one crystalline type (paper Fig. 6: K < 0 "mostly crystalline but
   with defects", perfect crystals rare);
 - ``dE``: energy above BCC (eV/atom), min / median / max, under a surrogate labeler
@@ -25,10 +25,10 @@ from dataclasses import replace
 import numpy as np
 from ase.build import bulk
 
-from emtool.calculators import load_potential
-from emtool.generate import GeneratorParams, generate_one
-from emtool.neighbors import neighbor_list_atoms
-from emtool.structure_types import STRUCTURE_TYPES, classify_atoms
+from emtool.potentials.calculators import load_potential
+from emtool.generator.generate import GeneratorParams, generate_one
+from emtool.descriptors.neighbors import neighbor_list_atoms
+from emtool.descriptors.structure_types import STRUCTURE_TYPES, classify_atoms
 
 #: The default settings of the study (docs/generator.md).
 SETTINGS = ([{}] + [dict(exclusion_radius=r) for r in (2.2, 2.4, 2.5, 2.6)]  # {}: 2.7

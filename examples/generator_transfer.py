@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 
 import emtool
-from emtool.calculators import load_potential
-from emtool.dataset import read_dataset, write_dataset
-from emtool.evaluate import evaluate_images
-from emtool.fit import fit_dataset
-from emtool.weights import GroupWeights, UniformWeights
-from emtool.generate import GeneratorParams, generate_dataset
-from emtool.label import LabelerSpec, label_dataset
+from emtool.potentials.calculators import load_potential
+from emtool.data.dataset import read_dataset, write_dataset
+from emtool.analysis.evaluate import evaluate_images
+from emtool.fitting.snap import fit_dataset
+from emtool.fitting.weights import GroupWeights, UniformWeights
+from emtool.generator.generate import GeneratorParams, generate_dataset
+from emtool.labeling.label import LabelerSpec, label_dataset
 
 HERE = Path(__file__).resolve().parent
 DE_SOURCE = HERE.parents[1] / "shared" / "data" / "fitsnap_W_PRB2019"
@@ -51,7 +51,7 @@ def labeled(raw, out, labeler, workers):
 
 def de_split(folder, labeler, workers):
     """(train 80 %, test 20 %) of DE labeled by ``labeler`` (seed 0)."""
-    from emtool.exchange import import_to_dataset
+    from emtool.data.exchange import import_to_dataset
     raw = folder / "de_raw.h5"
     if not raw.exists():
         import_to_dataset(DE_SOURCE, raw, element="W")

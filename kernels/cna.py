@@ -1,7 +1,7 @@
 """Local structure type of each atom (paper Fig. 6): adaptive common neighbor analysis and
 coordination/bond-angle rules.
 
-Types (integer codes, ``emtool.structure_types.STRUCTURE_TYPES`` names them):
+Types (integer codes, ``emtool.descriptors.structure_types.STRUCTURE_TYPES`` names them):
 0 unknown, 1 fcc, 2 hcp, 3 bcc, 4 icosahedral, 5 simple cubic, 6 diamond-like, 7 graphitic.
 
 Input is a full neighbor list (all periodic images) whose pairs of atom i are

@@ -22,7 +22,7 @@ itself included) use each atom's own pairs only::
     r_ij = r_j - r_i + S @ cell
 
 Parameters are one float64 array with the layout of the index constants below (built and
-validated by ``emtool.reference``).
+validated by ``emtool.potentials.reference``).
 """
 import numpy as np
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from emtool.kernels.jit import jit
 
-# indices of the constants array built by emtool.generate.FireParams
+# indices of the constants array built by emtool.generator.generate.FireParams
 DT_START, DT_MAX, MAX_STEP, N_MIN, F_INC, F_DEC, ALPHA_START, F_ALPHA = range(8)
 
 

@@ -4,7 +4,7 @@ Every kernel is compiled with ``cache=True`` so that the compile cost is paid on
 machine, not once per process. ``fastmath`` is never used: kernels evaluate cutoffs,
 square roots and logarithms where inf/nan handling matters. ``parallel=True`` is opt-in
 per kernel; such kernels only write rows they own inside ``prange`` loops.
-``nogil=True`` is for kernels that Python threads run side by side (emtool.nearest).
+``nogil=True`` is for kernels that Python threads run side by side (emtool.descriptors.nearest).
 ``inline=True`` is for small helpers called per neighbor pair: Numba then inlines them into
 their callers, which removes the call and the reference counting of every array argument.
 """

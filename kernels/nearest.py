@@ -1,4 +1,4 @@
-"""Kernels of the exact nearest-neighbor search by screened matrix products (emtool.nearest).
+"""Kernels of the exact nearest-neighbor search by screened matrix products (emtool.descriptors.nearest).
 
 A block of query rows Q and point rows P gives the screened squared distances
 v = |q|^2 + |p|^2 - 2 q.p from one matrix product Q P^T (BLAS, outside these kernels);

@@ -1,4 +1,4 @@
-"""Kernels of the selection of configurations (emtool.select): distances inside
+"""Kernels of the selection of configurations (emtool.analysis.select): distances inside
 configurations and the gains of the coverage (facility-location) rule."""
 import numba
 import numpy as np

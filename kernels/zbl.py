@@ -13,7 +13,7 @@ r_outer::
     E(r) = phi(r) + sw5 + [r > r_inner] t^3 (sw3 + sw4 t)      for r < r_outer, else 0
     dE/dr = phi'(r)     + [r > r_inner] t^2 (sw1 + sw2 t)
 
-The coefficients are one float64 array (built and validated by ``emtool.zbl``) with the
+The coefficients are one float64 array (built and validated by ``emtool.potentials.zbl``) with the
 layout of the index constants below.
 """
 import numpy as np
@@ -79,7 +79,7 @@ def zbl_energy_forces(natoms, i, j, rij, coeffs):
     rij : float64 (P, 3)
         r_ij = r_j - r_i + S @ cell (Å).
     coeffs : float64 (12,)
-        ``emtool.zbl.zbl_coefficients`` for the (single) pair of species.
+        ``emtool.potentials.zbl.zbl_coefficients`` for the (single) pair of species.
 
     Returns
     -------

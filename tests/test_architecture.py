@@ -1,6 +1,6 @@
-"""The floor plan (docs/architecture.md) holds: emtool's modules import each other without a
-circle, never from a higher floor, and at the top of the module (the command line's lazy
-loading and the package's lazy names excepted)."""
+"""The floor plan (docs/architecture.md) holds: emtool's packages import only from their own
+floor or lower ones, its modules import each other without a circle and at the top of the
+module (the command line's lazy loading and the package's lazy names excepted)."""
 import ast
 from pathlib import Path
 
@@ -8,17 +8,16 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "emtool"
 
-#: The floors, ground first: a module imports only from its own floor or lower ones.
-#: Keep in step with docs/architecture.md.
+#: The floors, ground first: the top-level modules and subpackages of ``emtool`` (and the
+#: kernels, installed as ``emtool.kernels``). A module imports only from its own floor or
+#: lower ones. Keep in step with docs/architecture.md.
 FLOORS = [
-    ("errors", "files", "kernels"),
-    ("params", "structure", "lammps"),
-    ("neighbors", "parallel", "snapfiles", "weights", "plots"),
-    ("snap", "zbl", "nearest", "entropy", "structure_types", "dataset", "universal"),
-    ("snap_model", "reference", "nn", "md", "compare", "exchange", "subset", "fitsnap_input"),
-    ("models", "calculators", "select", "compare_report"),
-    ("evaluate", "generate", "label", "expert"),
-    ("fit", "nn_train"),
+    ("errors", "files", "structure", "parallel", "plots", "lammps", "kernels"),
+    ("descriptors",),
+    ("data",),
+    ("potentials",),
+    ("dynamics", "generator", "labeling", "analysis"),
+    ("fitting",),
     ("workflows",),
     ("cli", "__init__"),
 ]
@@ -27,61 +26,71 @@ FLOORS = [
 #: command's modules only when it runs; the package resolves its lazy names on first use.
 LAZY = {"cli", "__init__"}
 
+MODULES = sorted(".".join(p.relative_to(PACKAGE).with_suffix("").parts)
+                 for p in PACKAGE.rglob("*.py"))
 
-def floor_of(name):
+
+def room(module):
+    """The top-level module or subpackage that holds ``module`` (dotted, below emtool)."""
+    return module.split(".")[0]
+
+
+def floor_of(module):
     for k, floor in enumerate(FLOORS):
-        if name in floor:
+        if room(module) in floor:
             return k
-    raise AssertionError(f"emtool/{name}.py is on no floor: add it to FLOORS and "
-                         "docs/architecture.md")
+    raise AssertionError(f"emtool/{module.replace('.', '/')}.py is on no floor: add its "
+                         "package to FLOORS and docs/architecture.md")
 
 
-def emtool_imports(path):
-    """[(imported module, line, at top level?)] of the emtool modules ``path`` imports."""
-    tree = ast.parse(path.read_text())
+def resolve(name):
+    """The module of ``emtool.<name>``: itself, or the package's __init__."""
+    if name in MODULES or room(name) == "kernels":
+        return name
+    if f"{name}.__init__" in MODULES:
+        return f"{name}.__init__"
+    return None
+
+
+def emtool_imports(module):
+    """[(imported module, line, at top level?)] of the emtool modules ``module`` imports."""
+    tree = ast.parse((PACKAGE / (module.replace(".", "/") + ".py")).read_text())
     top = {id(node) for node in tree.body}
     found = []
     for node in ast.walk(tree):
-        names = []
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module == "emtool":
-                names = [alias.name for alias in node.names]
-            elif node.module.startswith("emtool."):
-                names = [node.module.split(".")[1]]
+        targets = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and \
+                (node.module == "emtool" or node.module.startswith("emtool.")):
+            base = node.module[len("emtool."):] if node.module != "emtool" else ""
+            for alias in node.names:  # ``from emtool.pkg import module`` or a name
+                sub = resolve(f"{base}.{alias.name}" if base else alias.name)
+                targets.append(sub or resolve(base))
         elif isinstance(node, ast.Import):
-            names = [alias.name.split(".")[1] for alias in node.names
-                     if alias.name.startswith("emtool.")]
-        for name in names:
-            found.append((name, node.lineno, id(node) in top))
+            targets = [resolve(alias.name[len("emtool."):]) for alias in node.names
+                       if alias.name.startswith("emtool.")]
+        found += [(t, node.lineno, id(node) in top) for t in targets if t]
     return found
 
 
-MODULES = sorted(p.stem for p in PACKAGE.glob("*.py"))
-
-
-def graph():
-    return {name: emtool_imports(PACKAGE / f"{name}.py") for name in MODULES}
-
-
 def test_every_module_is_on_a_floor():
-    on_floors = {name for floor in FLOORS for name in floor}
-    assert set(MODULES) | {"kernels"} == on_floors
+    for module in MODULES:
+        floor_of(module)
 
 
-@pytest.mark.parametrize("name", MODULES)
-def test_imports_go_down_and_sit_at_the_top(name):
-    for target, line, at_top in graph()[name]:
-        if target not in MODULES and target != "kernels":
-            continue  # emtool's public names through the package (``from emtool import X``)
-        assert floor_of(target) <= floor_of(name), \
-            f"emtool/{name}.py:{line} imports {target} from a higher floor"
-        assert at_top or name in LAZY, \
-            f"emtool/{name}.py:{line} imports {target} inside a function"
+@pytest.mark.parametrize("module", MODULES)
+def test_imports_go_down_and_sit_at_the_top(module):
+    for target, line, at_top in emtool_imports(module):
+        assert floor_of(target) <= floor_of(module), \
+            f"emtool/{module}:{line} imports {target} from a higher floor"
+        assert room(target) == room(module) or floor_of(target) < floor_of(module) \
+            or floor_of(module) == 0, \
+            f"emtool/{module}:{line} imports {target}, another package on its own floor"
+        assert at_top or room(module) in LAZY, \
+            f"emtool/{module}:{line} imports {target} inside a function"
 
 
 def test_no_import_circle():
-    edges = {name: {t for t, _, _ in imports if t in MODULES}
-             for name, imports in graph().items()}
+    edges = {m: {t for t, _, _ in emtool_imports(m) if t in MODULES} for m in MODULES}
     state = {}
 
     def visit(node, path):
@@ -92,5 +101,5 @@ def test_no_import_circle():
         for target in sorted(edges[node]):
             visit(target, path + [node])
         state[node] = "done"
-    for name in MODULES:
-        visit(name, [])
+    for module in MODULES:
+        visit(module, [])

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from emtool import ParameterError, SnapParams, StructureError, bispectrum
 from emtool.cli import main
-from emtool.snap_model import SnapPotential
+from emtool.potentials.snap import SnapPotential
 
 
 def test_non_finite_positions():
@@ -124,8 +124,8 @@ def test_one_overlap_check_for_datasets_and_calculators(tmp_path):
     """Atoms 0.1 Å apart (E = +1.8 keV under ZBL) are refused by every dataset write and by
     the ASE calculator; 0.6 Å apart (above the documented 0.5 Å bound) pass."""
     import emtool
-    from emtool.dataset import DatasetError
-    from emtool.neighbors import OVERLAP_DISTANCE
+    from emtool.errors import DatasetError
+    from emtool.descriptors.neighbors import OVERLAP_DISTANCE
     for gap, refused in ((0.1, True), (OVERLAP_DISTANCE + 0.1, False)):
         atoms = Atoms("W2", positions=[[0, 0, 0], [gap, 0, 0]], cell=[5, 5, 5], pbc=True)
         if refused:

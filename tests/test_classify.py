@@ -1,4 +1,4 @@
-"""Local structure types (emtool.structure_types, kernels/cna.py) on perfect, perturbed and
+"""Local structure types (emtool.descriptors.structure_types, kernels/cna.py) on perfect, perturbed and
 rotated lattices, and per atom against OVITO's adaptive CNA."""
 import numpy as np
 import pytest
@@ -8,7 +8,7 @@ from ase.cluster import Icosahedron
 from ase.lattice.hexagonal import Graphite
 
 from emtool import StructureError
-from emtool.structure_types import (STRUCTURE_TYPES, classify_atoms, classify_structures,
+from emtool.descriptors.structure_types import (STRUCTURE_TYPES, classify_atoms, classify_structures,
                                     type_fractions)
 
 CODE = {name: k for k, name in enumerate(STRUCTURE_TYPES)}

@@ -5,7 +5,7 @@ from ase.io import read, write
 from click.testing import CliRunner
 
 import emtool
-import emtool.dataset
+import emtool.data.dataset
 from conftest import displaced_bcc, random_box
 from emtool import SnapParams, bispectrum, bispectrum_derivatives
 from emtool.cli import main
@@ -97,22 +97,22 @@ def test_expert_command(tmp_path):
     out = tmp_path / "de.h5"
     result = CliRunner().invoke(main, ["expert", "-o", str(out)])
     assert result.exit_code == 0, result.output
-    info = emtool.dataset.dataset_info(out)
+    info = emtool.data.dataset.dataset_info(out)
     assert len(info["groups"]) == 9 and info["configs"] == 300
     again = CliRunner().invoke(main, ["expert", "-o", str(out)])
     assert again.exit_code == 2 and "exists" in again.output
 
 
 def test_a_model_file_is_recognized_by_its_content_whatever_its_name(tmp_path, shared_data):
-    from emtool.models import save_model
-    from emtool.snap_model import SnapPotential
+    from emtool.potentials.models import save_model
+    from emtool.potentials.snap import SnapPotential
     folder = shared_data / "lammps_W_SNAP"
     published = SnapPotential.read(folder / "W_2940_2017_2.snapparam")
     save_model(tmp_path / "model", published)                # no suffix, as `fit -o model`
     atoms = displaced_bcc(4)
     atoms.calc = emtool.calculator(str(tmp_path / "model"))
     assert abs(atoms.get_potential_energy() - published.evaluate(atoms)["energy"]) < 1e-12
-    emtool.dataset.write_dataset(tmp_path / "data.h5", [atoms])
+    emtool.data.dataset.write_dataset(tmp_path / "data.h5", [atoms])
     result = CliRunner().invoke(main, ["evaluate", str(tmp_path / "model"),
                                        str(tmp_path / "data.h5")])
     assert result.exit_code == 0, result.output

@@ -1,4 +1,4 @@
-"""Descriptor-space comparison (emtool.compare, emtool compare): whitening, broadening counts,
+"""Descriptor-space comparison (emtool.analysis.compare, emtool compare): whitening, broadening counts,
 nearest-neighbor coverage, entropy, the report and bad input."""
 import json
 
@@ -10,14 +10,15 @@ from click.testing import CliRunner
 from conftest import displaced_bcc, random_box
 
 from emtool import ParameterError, SnapParams
-from emtool import compare
+from emtool.analysis import compare
 from emtool.cli import main
-from emtool.compare import (broadening, compare_datasets, coverage_by_configuration,
+from emtool.analysis.compare import (broadening, compare_datasets, coverage_by_configuration,
                             nearest_distances, principal_axes, sample_rows,
                             whitened_std_ratios, zca_whitening)
-from emtool.dataset import DatasetError, write_dataset
-from emtool.entropy import descriptor_entropy
-from emtool.structure_types import classify_atoms
+from emtool.data.dataset import write_dataset
+from emtool.errors import DatasetError
+from emtool.descriptors.entropy import descriptor_entropy
+from emtool.descriptors.structure_types import classify_atoms
 
 
 def correlated(n=4000, d=12, seed=0, spread=1e3):
@@ -142,7 +143,7 @@ def test_compare_datasets(datasets):
     other = s["others"][0]
     assert (other["broader_dims"], other["n_dims"]) == (5, 5)
     assert other["broader5x_dims"] == sum(r >= 5 for r in other["std_ratio"])
-    # entropy: emtool.entropy.descriptor_entropy of the whitened sample of each set
+    # entropy: emtool.descriptors.entropy.descriptor_entropy of the whitened sample of each set
     for k, (row, set_) in enumerate(zip(s["sets"], result.sets)):
         sample = set_.descriptors[sample_rows(len(set_.descriptors), 50, 3, k)]
         expected = descriptor_entropy(result.whitening.apply(sample), floor=s["entropy_floor"])
@@ -234,7 +235,7 @@ def test_evaluate_with_coverage(datasets, tmp_path):
     set (as coverage_by_configuration), the threshold, and their rank correlation with the
     model's errors; random boxes lie beyond a displaced-crystal training set."""
     from scipy.stats import spearmanr
-    from emtool.fit import fit_dataset
+    from emtool.fitting.snap import fit_dataset
     folder, _, em_like = datasets
     fit_dataset(folder / "de.h5", tmp_path / "model.json", "linear", PARAMS)
     near = [displaced_bcc(10 + k, amplitude=0.05) for k in range(3)]

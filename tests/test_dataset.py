@@ -15,10 +15,8 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from emtool.dataset import (DatasetError, DatasetWriter, dataset_info, format_info, iter_dataset,
-                            journal_path, provenance_record, read_arrays, read_dataset,
-                            write_dataset)
-from emtool.params import ParameterError
+from emtool.data.dataset import (DatasetWriter, dataset_info, format_info, iter_dataset, journal_path, provenance_record, read_arrays, read_dataset, write_dataset)
+from emtool.errors import DatasetError, ParameterError
 
 
 def make_config(index):
@@ -65,7 +63,7 @@ import os, signal, sys
 import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
-from emtool.dataset import DatasetWriter
+from emtool.data.dataset import DatasetWriter
 
 {functions}
 

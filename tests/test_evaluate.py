@@ -12,12 +12,12 @@ from click.testing import CliRunner
 import emtool
 from conftest import random_box
 from emtool.cli import main
-from emtool.dataset import dataset_info, read_dataset
-from emtool.evaluate import evaluate_images
-from emtool.fit import fit_dataset, split_indices
-from emtool.models import load_model, save_model
-from emtool.reference import reference_potential
-from emtool.snap_model import SnapPotential
+from emtool.data.dataset import dataset_info, read_dataset
+from emtool.analysis.evaluate import evaluate_images
+from emtool.fitting.snap import fit_dataset, split_indices
+from emtool.potentials.models import load_model, save_model
+from emtool.potentials.reference import reference_potential
+from emtool.potentials.snap import SnapPotential
 
 PARAMS = emtool.SnapParams(twojmax=2, rcutfac=4.73, bzeroflag=0, elements=("W",))
 
@@ -163,7 +163,7 @@ def test_snap_fit_records_its_split_and_evaluate_uses_exactly_it(tmp_path):
 
 def test_network_fit_records_train_validation_test(tmp_path, caplog):
     pytest.importorskip("torch")
-    from emtool.nn_train import split_configurations
+    from emtool.fitting.networks import split_configurations
     data = tmp_path / "d.h5"
     images = labeled_set(data, n=12)
     model = tmp_path / "nn.json"
@@ -171,7 +171,7 @@ def test_network_fit_records_train_validation_test(tmp_path, caplog):
         fitted = run("fit", data, "-o", model, "--model", "nn:A1", "--twojmax", "2", "--epochs",
                      "2", "--batch-size", "4", "--seed", "3", "--validation-groups", "a")
     assert fitted.exit_code == 0, fitted.output
-    logged = [r.getMessage() for r in caplog.records if r.name == "emtool.nn_train"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "emtool.fitting.networks"]
     assert [line.split(":")[0] for line in logged if line.startswith("epoch")] == [
         "epoch 1/2", "epoch 2/2"]
     assert any(line.startswith("descriptors: 12/12") for line in logged)
@@ -217,10 +217,10 @@ def test_progress_lines_in_the_logs(tmp_path, caplog):
         evaluate_images(load_model(tmp_path / "m.json"), images)
         compute_descriptors(images[:3], PARAMS, tmp_path / "b.npz")
     lines = {name: [r.getMessage() for r in caplog.records if r.name == name]
-             for name in ("emtool.fit", "emtool.evaluate", "emtool.workflows")}
-    rows = [line for line in lines["emtool.fit"] if line.startswith("fit rows:")]
+             for name in ("emtool.fitting.snap", "emtool.analysis.evaluate", "emtool.workflows")}
+    rows = [line for line in lines["emtool.fitting.snap"] if line.startswith("fit rows:")]
     assert 3 <= len(rows) <= 11 and rows[-1].startswith("fit rows: 25/25 configurations (100 %)")
-    evaluated = [line for line in lines["emtool.evaluate"] if line.startswith("evaluate:")]
+    evaluated = [line for line in lines["emtool.analysis.evaluate"] if line.startswith("evaluate:")]
     assert 6 <= len(evaluated) <= 22 and evaluated[-1].startswith("evaluate: 25/25")
     assert [line.split(",")[0] for line in lines["emtool.workflows"]] == [
         f"descriptors: {k}/3 configurations (" + f"{100 * k / 3:.0f} %)" for k in (1, 2, 3)]

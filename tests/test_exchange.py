@@ -20,11 +20,11 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import chemical_symbols
 
 from conftest import displaced_bcc, random_box
-from emtool.dataset import dataset_info, read_arrays, read_dataset, write_dataset
-from emtool.exchange import (ExchangeError, export_dataset, import_to_dataset,
+from emtool.data.dataset import dataset_info, read_arrays, read_dataset, write_dataset
+from emtool.data.exchange import (ExchangeError, export_dataset, import_to_dataset,
                              read_fitsnap_json, read_structures_any, write_extxyz,
                              write_fitsnap_json)
-from emtool.params import ParameterError
+from emtool.errors import ParameterError
 
 # Group sizes (configurations, atoms) from the READMEs of the shared data sets.
 W_GROUPS = {"BCC_ForceLib_W110": (5, 645), "BCC_ForceLib_W111": (3, 387),
@@ -568,8 +568,8 @@ def test_default_export_is_unchanged(tmp_path):
 
 
 def test_info_summarizes_any_file_import_reads(tmp_path):
-    from emtool.dataset import DatasetError
-    from emtool.exchange import structures_info
+    from emtool.errors import DatasetError
+    from emtool.data.exchange import structures_info
 
     data = tmp_path / "data.h5"
     _labeled_dataset(data)

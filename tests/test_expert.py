@@ -7,11 +7,11 @@ import pytest
 from ase.neighborlist import neighbor_list
 
 import emtool
-from emtool.expert import (DEFAULT_COUNTS, EXPERT_GROUPS, INDEX_STRIDE, MIN_DISTANCE, PLANES,
+from emtool.generator.expert import (DEFAULT_COUNTS, EXPERT_GROUPS, INDEX_STRIDE, MIN_DISTANCE, PLANES,
                            SITES, SLIP_PLANES, VACUUM, ExpertSpec, _oriented, expert_config,
                            expert_groups)
-from emtool.params import ParameterError
-from emtool.reference import FinnisSinclairW
+from emtool.errors import ParameterError
+from emtool.potentials.reference import FinnisSinclairW
 
 SMALL = {group: 3 for group in EXPERT_GROUPS}
 MATERIALS = {"bcc": dict(element="W", structure="bcc", a=3.1652),
@@ -196,7 +196,7 @@ def test_other_element_liquid_with_its_calculator():
 
 
 def test_other_element_without_calculator_skips_liquid(caplog):
-    with caplog.at_level(logging.WARNING, logger="emtool.expert"):
+    with caplog.at_level(logging.WARNING, logger="emtool.generator.expert"):
         images = expert_groups(**MATERIALS["fcc"])
     assert "liquid" not in {a.info["group"] for a in images}
     assert "no liquid group" in caplog.text

@@ -41,9 +41,9 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.optimize import FIRE
 
 from conftest import fd_forces, random_box
-from emtool.generate import FireParams, GeneratorParams, _relax, evaluate_potential
+from emtool.generator.generate import FireParams, GeneratorParams, _relax, evaluate_potential
 from emtool.kernels.fire import fire_init, fire_step
-from emtool.snap import single_thread
+from emtool.descriptors.snap import single_thread
 
 PARAMS = GeneratorParams().with_descriptor_scale()
 STEPS = 50

@@ -7,9 +7,9 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from conftest import displaced_bcc, random_box
 from emtool import SnapParams
-from emtool.fit import fit_snap
-from emtool.weights import GroupWeights, UniformWeights
-from emtool.snap_model import SnapPotential
+from emtool.fitting.snap import fit_snap
+from emtool.fitting.weights import GroupWeights, UniformWeights
+from emtool.potentials.snap import SnapPotential
 
 
 def labeled(images, model):
@@ -42,9 +42,9 @@ def test_fit_recovers_known_coefficients(quadratic):
 def test_fitsnap_ta_reference_fit_is_reproduced(shared_data):
     """Peer check: FitSNAP's own settings and weights on its Ta example give its coefficients
     and errors (energy RMSE 0.380 eV/atom, force RMSE 0.161 eV/Å) within 1%."""
-    from emtool.exchange import read_fitsnap_json
-    from emtool.fitsnap_input import read_fitsnap_input
-    from emtool.snapfiles import read_snapcoeff
+    from emtool.data.exchange import read_fitsnap_json
+    from emtool.fitting.fitsnap_input import read_fitsnap_input
+    from emtool.data.snapfiles import read_snapcoeff
     folder = shared_data / "fitsnap_Ta_JCP2014"
     setup = read_fitsnap_input(folder / "Ta-example_20May21_Standard.in")
     images = read_fitsnap_json(setup.data_path)
@@ -102,7 +102,7 @@ def test_evaluate_command_json(tmp_path):
     for k, atoms in enumerate(images):
         atoms.info.update(index=k, group="a" if k < 2 else "b")
     emtool.write_dataset(tmp_path / "d.h5", images)
-    from emtool.models import save_model
+    from emtool.potentials.models import save_model
     save_model(tmp_path / "m.json", model)
     result = CliRunner().invoke(main, ["evaluate", str(tmp_path / "m.json"), str(tmp_path / "d.h5"),
                                        "--json", "--plots", str(tmp_path / "plots")])

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 
 from conftest import central_difference
-from emtool.entropy import descriptor_entropy
-from emtool.generate import GeneratorParams, evaluate_potential, generate_one, random_start
+from emtool.descriptors.entropy import descriptor_entropy
+from emtool.generator.generate import GeneratorParams, evaluate_potential, generate_one, random_start
 from emtool.kernels.entropy import entropy_and_gradient
-from emtool.neighbors import neighbor_list_atoms
+from emtool.descriptors.neighbors import neighbor_list_atoms
 
 PARAMS = GeneratorParams().with_descriptor_scale()
 

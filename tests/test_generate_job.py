@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from emtool import read_dataset
 from emtool.cli import main
-from emtool.dataset import read_arrays
-from emtool.generate import GeneratorParams, generate_dataset
+from emtool.data.dataset import read_arrays
+from emtool.generator.generate import GeneratorParams, generate_dataset
 
 N = 10
 PARAMS = GeneratorParams(max_steps=60, overlap_steps=40)

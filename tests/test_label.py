@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from conftest import displaced_bcc
 from emtool import read_dataset, write_dataset
 from emtool.cli import main
-from emtool.dataset import dataset_info, read_arrays
-from emtool.generate import GeneratorParams, random_start
-from emtool.label import LabelerSpec, finished_labels, label_dataset, labeler_from_options
-from emtool.reference import FinnisSinclairW
+from emtool.data.dataset import dataset_info, read_arrays
+from emtool.generator.generate import GeneratorParams, random_start
+from emtool.labeling.label import LabelerSpec, finished_labels, label_dataset, labeler_from_options
+from emtool.potentials.reference import FinnisSinclairW
 
 LJ = dict(sigma=2.5, epsilon=0.2, rc=6.0)
 
@@ -140,7 +140,7 @@ def test_kill_and_resume(unlabeled, tmp_path):
 def test_interrupted_labels_are_kept_in_the_work_file(unlabeled, tmp_path):
     """Ctrl-C: what is finished waits in OUTPUT.labeling.h5 and its journal (as `emtool label
     --help` says) and equals what an uninterrupted run gives."""
-    from emtool.dataset import journal_path
+    from emtool.data.dataset import journal_path
     slow = f"sleep 1; {sys.executable} -c \"{SCRIPT}\" {{input}} {{output}}"  # >= 8 s in all
     reference = tmp_path / "ref.h5"
     label_dataset(unlabeled, LabelerSpec("command", slow), output=reference)

@@ -1,4 +1,4 @@
-"""Molecular dynamics (emtool.md, emtool.kernels.verlet) and the `emtool nve` / `emtool md`
+"""Molecular dynamics (emtool.dynamics.md, emtool.kernels.verlet) and the `emtool nve` / `emtool md`
 commands: integrator kernels, units, thermostat statistics, reversibility, the dH ~ dt^2 law
 of paper Eq. 2 / Fig. 5, trajectory files and bad input."""
 import json
@@ -11,16 +11,12 @@ from ase.io import read, write
 from click.testing import CliRunner
 from scipy import constants
 
-from emtool.calculators import load_potential
+from emtool.potentials.calculators import load_potential
 from emtool.cli import main
 from emtool.kernels.verlet import csvr_factor, kinetic_energy, verlet_drift, verlet_kick
-from emtool.md import (CSVRThermostat, MDError, MDSystem, NVEProtocol, TrajectoryWriter,
-                       ase_time, bcc_tungsten, block_error, delta_h, energy_conservation,
-                       equilibrate, loglog_slope, maxwell_boltzmann, nve_init, nve_step, run,
-                       sample_steps)
-from emtool.params import ParameterError
-from emtool.snap_model import SnapPotential
-from emtool.structure import StructureError
+from emtool.dynamics.md import (CSVRThermostat, MDSystem, NVEProtocol, TrajectoryWriter, ase_time, bcc_tungsten, block_error, delta_h, energy_conservation, equilibrate, loglog_slope, maxwell_boltzmann, nve_init, nve_step, run, sample_steps)
+from emtool.errors import MDError, ParameterError, StructureError
+from emtool.potentials.snap import SnapPotential
 
 
 class Harmonic:
@@ -204,7 +200,7 @@ def network(reference):
     """A type A1 network (softplus, twojmax 4) trained for a few seconds on 80 snapshots of
     16-atom W from CSVR runs at 1000-4000 K, labeled by the reference potential."""
     from emtool import SnapParams
-    from emtool.nn_train import TrainingData, TrainingSettings, descriptor_record, train_network
+    from emtool.fitting.networks import TrainingData, TrainingSettings, descriptor_record, train_network
     system = MDSystem(reference, bcc_tungsten())
     records = []
     for seed in range(4):

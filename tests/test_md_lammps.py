@@ -17,9 +17,9 @@ import math
 import numpy as np
 import pytest
 
-from emtool.calculators import load_potential
+from emtool.potentials.calculators import load_potential
 from emtool.lammps import from_lammps_vectors, open_lammps, setup_atoms
-from emtool.md import (MDSystem, NVEProtocol, ase_time, bcc_tungsten, block_error, delta_h,
+from emtool.dynamics.md import (MDSystem, NVEProtocol, ase_time, bcc_tungsten, block_error, delta_h,
                        equilibrate, nve_init, nve_run, run, sample_steps)
 
 
@@ -121,7 +121,7 @@ def test_nominal_fs_differs_by_the_unit_constants(published, hot_start):
 
 
 def lammps_nve_row(system, start, pair_commands, timestep, protocol):
-    """The dH row of :func:`emtool.md.nve_run`, with LAMMPS doing the dynamics."""
+    """The dH row of :func:`emtool.dynamics.md.nve_run`, with LAMMPS doing the dynamics."""
     lmp = LammpsNVE(system.snapshot(start), start.velocities, pair_commands, timestep)
     try:
         steps = max(1, round(protocol.duration / timestep))

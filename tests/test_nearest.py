@@ -1,11 +1,11 @@
-"""Exact nearest-neighbor distances (emtool.nearest) against direct float64 distances and
+"""Exact nearest-neighbor distances (emtool.descriptors.nearest) against direct float64 distances and
 scipy's cKDTree, including the near-ties that the float32 screening cannot resolve."""
 import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from emtool.nearest import nearest_sq_distances
-from emtool.params import ParameterError
+from emtool.descriptors.nearest import nearest_sq_distances
+from emtool.errors import ParameterError
 
 
 def direct(points, queries=None):

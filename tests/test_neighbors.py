@@ -11,10 +11,10 @@ from ase.build import bulk
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 
 from emtool.kernels.neighbors import neighbor_pairs_cells, neighbor_pairs_direct
-from emtool.neighbors import (CELLS_MIN_ATOMS, NeighborList, neighbor_list,
+from emtool.descriptors.neighbors import (CELLS_MIN_ATOMS, NeighborList, neighbor_list,
                               neighbor_list_atoms)
-from emtool.params import ParameterError
-from emtool.structure import StructureError, check_structure
+from emtool.errors import ParameterError, StructureError
+from emtool.structure import check_structure
 
 CUTOFF = 4.73  # Å, the paper's R
 A_W = 3.1652  # Å, BCC tungsten lattice constant

@@ -11,12 +11,12 @@ from click.testing import CliRunner
 import emtool
 from conftest import displaced_bcc, fd_forces, fd_stress, random_box
 from emtool.cli import main
-from emtool.nn import ARCHITECTURES, NetworkPotential, architecture_layers, n_parameters
-from emtool.nn_train import (TrainingData, TrainingSettings, _Trainer, build_network,
+from emtool.potentials.nn import ARCHITECTURES, NetworkPotential, architecture_layers, n_parameters
+from emtool.fitting.networks import (TrainingData, TrainingSettings, _Trainer, build_network,
                              descriptor_record, network_coefficients, split_configurations,
                              train_network)
-from emtool.params import ParameterError
-from emtool.reference import reference_potential
+from emtool.errors import ParameterError
+from emtool.potentials.reference import reference_potential
 
 PARAMS = emtool.SnapParams(twojmax=4, bzeroflag=0, elements=("W",))
 
@@ -196,7 +196,7 @@ def test_fit_network_from_descriptor_file_and_bad_input(tmp_path):
 
 
 def test_model_file_round_trip_is_exact(tmp_path):
-    from emtool.models import load_model, save_model
+    from emtool.potentials.models import load_model, save_model
     d = PARAMS.ncoeff
     rng = np.random.default_rng(5)
     potential = potential_of(random_network(d, "A2", "relu"), rng.normal(size=d),

@@ -8,10 +8,10 @@ import emtool
 from conftest import displaced_bcc, random_box
 from emtool.cli import main
 from emtool.lammps import lammps_potential
-from emtool.models import save_model
-from emtool.nn import NetworkPotential, architecture_layers
-from emtool.nn_train import build_network, network_coefficients
-from emtool.snapfiles import ZBLSpec
+from emtool.potentials.models import save_model
+from emtool.potentials.nn import NetworkPotential, architecture_layers
+from emtool.fitting.networks import build_network, network_coefficients
+from emtool.data.snapfiles import ZBLSpec
 
 
 def network_potential(params, architecture, activation, zbl=None, seed=0):

@@ -1,4 +1,4 @@
-"""The embedded reference potential (Ackland-Thetford Finnis-Sinclair W, emtool.reference).
+"""The embedded reference potential (Ackland-Thetford Finnis-Sinclair W, emtool.potentials.reference).
 
 Checked against: the published fit targets (Finnis & Sinclair 1984), finite differences of
 the energy, a supercell of the same structure, and LAMMPS ``pair_style eam/fs`` on a table
@@ -11,13 +11,12 @@ from ase.build import bulk
 from conftest import central_difference, displaced_bcc, fd_forces, fd_stress, random_box
 from scipy.optimize import minimize_scalar
 
-from emtool.calculators import EmtoolCalculator
+from emtool.potentials.calculators import EmtoolCalculator
 from emtool.kernels import finnis_sinclair as fs
 from emtool.lammps import lammps_potential
-from emtool.neighbors import neighbor_list
-from emtool.params import ParameterError
-from emtool.reference import REFERENCES, FinnisSinclairW, reference_potential
-from emtool.structure import StructureError
+from emtool.descriptors.neighbors import neighbor_list
+from emtool.errors import ParameterError, StructureError
+from emtool.potentials.reference import REFERENCES, FinnisSinclairW, reference_potential
 
 #: GPa per eV/Å^3.
 EV_PER_A3_IN_GPA = 160.21766208

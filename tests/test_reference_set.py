@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from ase.build import bulk
 
-from emtool.dataset import dataset_info, read_dataset
+from emtool.data.dataset import dataset_info, read_dataset
 
 DATA = Path(__file__).resolve().parents[1] / "examples" / "data"
 DE_GROUPS = {"Disordered_Struc", "vacancy", "gamma_surface_vacancy"}

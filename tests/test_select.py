@@ -1,4 +1,4 @@
-"""Selection of configurations (emtool.select, emtool select): the distance bookkeeping
+"""Selection of configurations (emtool.analysis.select, emtool select): the distance bookkeeping
 against brute force, the greedy rules, determinism, the preference for novelty, bad input."""
 import hashlib
 
@@ -10,9 +10,9 @@ from conftest import displaced_bcc, random_box
 
 from emtool import ParameterError
 from emtool.cli import main
-from emtool.dataset import read_dataset, write_dataset
+from emtool.data.dataset import read_dataset, write_dataset
 from emtool.kernels.select import nearest_within
-from emtool.select import _lower, select_dataset, select_rows, standardize
+from emtool.analysis.select import _lower, select_dataset, select_rows, standardize
 
 
 def blocks(seed, sizes, d=6):

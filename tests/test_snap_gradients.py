@@ -5,8 +5,8 @@ from scipy.spatial.transform import Rotation
 
 from conftest import displaced_bcc, fd_forces, fd_stress, random_box
 from emtool import SnapParams
-from emtool.snap_model import voigt
-from emtool.snap import (bispectrum, bispectrum_derivatives, scatter_pair_forces, snap_pair_forces,
+from emtool.potentials.snap import voigt
+from emtool.descriptors.snap import (bispectrum, bispectrum_derivatives, scatter_pair_forces, snap_pair_forces,
                          snap_pairs)
 
 

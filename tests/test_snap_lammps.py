@@ -8,7 +8,7 @@ import pytest
 from conftest import displaced_bcc, random_box
 from emtool import SnapParams, bispectrum, bispectrum_derivatives
 from emtool.lammps import lammps_potential, lammps_sna, lammps_snad
-from emtool.snap_model import SnapPotential
+from emtool.potentials.snap import SnapPotential
 from testsnap_data import read_refdata
 
 STRUCTURES = {

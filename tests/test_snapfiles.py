@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emtool.params import ParameterError, SnapParams, n_bispectrum
-from emtool.snapfiles import (LAMMPS_DEFAULTS, ZBLSpec, ncoeffall, read_snap_include, read_snap_model,
+from emtool.descriptors.params import SnapParams, n_bispectrum
+from emtool.errors import ParameterError
+from emtool.data.snapfiles import (LAMMPS_DEFAULTS, ZBLSpec, ncoeffall, read_snap_include, read_snap_model,
                               read_snapcoeff, read_snapparam, write_snap_model, write_snapcoeff,
                               write_snapparam)
 

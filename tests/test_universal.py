@@ -13,9 +13,9 @@ import pytest
 from ase.build import bulk
 
 import emtool
-from emtool.dataset import dataset_info, read_dataset, write_dataset
-from emtool.params import ParameterError
-from emtool.universal import is_universal, load_universal, parse_spec
+from emtool.data.dataset import dataset_info, read_dataset, write_dataset
+from emtool.errors import ParameterError
+from emtool.potentials.universal import is_universal, load_universal, parse_spec
 from conftest import random_box
 
 SPECS = ["chgnet", "sevenn"]
@@ -110,7 +110,7 @@ def test_unknown_element_is_refused():
 
 
 def test_missing_package_is_one_clear_error(monkeypatch):
-    import emtool.universal as universal
+    import emtool.potentials.universal as universal
     monkeypatch.setitem(sys.modules, "chgnet", None)
     with pytest.raises(ParameterError, match=r"pip install 'emtool\[umlip\]'"):
         universal.UniversalPotential("chgnet", "0.3.0")

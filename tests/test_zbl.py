@@ -1,4 +1,4 @@
-"""ZBL repulsion (emtool.zbl, emtool.kernels.zbl) against LAMMPS ``pair_style zbl`` and gradients.
+"""ZBL repulsion (emtool.potentials.zbl, emtool.kernels.zbl) against LAMMPS ``pair_style zbl`` and gradients.
 
 Reference: LAMMPS ``pair_style zbl 4.0 4.8`` with ``pair_coeff * * 74 74`` (the W SNAP+ZBL
 setting). LAMMPS is required: a missing LAMMPS fails these tests, it never skips them.
@@ -12,7 +12,7 @@ from conftest import displaced_bcc, fd_forces, fd_stress, random_box
 from emtool.kernels.zbl import (R_INNER, R_OUTER, SW1, SW2, SW3, SW4, SW5, zbl_energy_forces,
                                 zbl_pair)
 from emtool.lammps import lammps_potential, open_lammps, setup_atoms
-from emtool.zbl import zbl_coefficients
+from emtool.potentials.zbl import zbl_coefficients
 
 R_IN, R_OUT = 4.0, 4.8
 LAMMPS_ZBL = [f"pair_style zbl {R_IN} {R_OUT}", "pair_coeff * * 74 74"]

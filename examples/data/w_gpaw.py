@@ -47,9 +47,9 @@ from pathlib import Path
 import numpy as np
 from ase.build import bulk
 
-from emtool.dataset import dataset_info, read_dataset, write_dataset
-from emtool.exchange import read_fitsnap_json
-from emtool.label import finished_labels
+from emtool.data.dataset import dataset_info, read_dataset, write_dataset
+from emtool.data.exchange import read_fitsnap_json
+from emtool.labeling.label import finished_labels
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -98,7 +98,7 @@ def _bcc():
 def _em_tag():
     """Tag of the generator version: a short hash of its default parameters."""
     import hashlib
-    from emtool.generate import GeneratorParams
+    from emtool.generator.generate import GeneratorParams
     text = json.dumps(GeneratorParams().to_dict(), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 

@@ -6,10 +6,10 @@ Writes out/de_groupwise.json and out/de_groupwise.md.
 
 Run: python examples/paper/de_groupwise.py
 """
-from emtool.dataset import dataset_info
-from emtool.fit import fit_dataset
-from emtool.weights import GroupWeights, UniformWeights
-from emtool.nn_train import TrainingSettings, fit_network_dataset
+from emtool.data.dataset import dataset_info
+from emtool.fitting.snap import fit_dataset
+from emtool.fitting.weights import GroupWeights, UniformWeights
+from emtool.fitting.networks import TrainingSettings, fit_network_dataset
 from study import EPOCHS, OUT, WORKERS, labeled_set, log, snap_params, write_json
 
 TWOJMAX = 6

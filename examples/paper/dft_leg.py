@@ -29,14 +29,14 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from emtool.calculators import load_potential
-from emtool.compare import coverage_by_configuration
-from emtool.dataset import dataset_info, read_dataset, write_dataset
-from emtool.evaluate import configuration_errors, evaluate_images
-from emtool.fit import fit_dataset
-from emtool.weights import GroupWeights, UniformWeights
-from emtool.label import finished_labels
-from emtool.nn_train import TrainingSettings, fit_network_dataset
+from emtool.potentials.calculators import load_potential
+from emtool.analysis.compare import coverage_by_configuration
+from emtool.data.dataset import dataset_info, read_dataset, write_dataset
+from emtool.analysis.evaluate import configuration_errors, evaluate_images
+from emtool.fitting.snap import fit_dataset
+from emtool.fitting.weights import GroupWeights, UniformWeights
+from emtool.labeling.label import finished_labels
+from emtool.fitting.networks import TrainingSettings, fit_network_dataset
 from emtool.workflows import compute_descriptors
 from study import (EPOCHS, HERE, OUT, WORKERS, labeled_set, log, snap_params, split_file,
                    split_set, write_json)

@@ -1,7 +1,7 @@
 """Paper Fig. 2 and the whitening count: energy-per-atom and bispectrum-component
 distributions of DE and EM, ZCA whitening in DE's frame (dimensions where EM is broader and
 at least 5x broader; the paper: 51 and 27 of 55), PCA, descriptor entropies, coverage and
-local structure types, through ``emtool.compare`` (what ``emtool compare DE EM --twojmax 8``
+local structure types, through ``emtool.analysis.compare`` (what ``emtool compare DE EM --twojmax 8``
 runs). Writes out/fig2/ (compare.md, compare.json, figures).
 
 Run: python examples/paper/fig2_whitening.py
@@ -9,8 +9,8 @@ Run: python examples/paper/fig2_whitening.py
 import json
 
 import emtool
-from emtool.compare import compare_datasets
-from emtool.compare_report import write_report
+from emtool.analysis.compare import compare_datasets
+from emtool.analysis.compare_report import write_report
 from study import OUT, WORKERS, labeled_set, log
 
 

@@ -11,8 +11,8 @@ import os
 
 import numpy as np
 
-from emtool.models import model_metadata
-from emtool.nn import ARCHITECTURES
+from emtool.potentials.models import model_metadata
+from emtool.potentials.nn import ARCHITECTURES
 from study import D_OF_TWOJMAX, OUT, SETS, fitted_model, log, test_errors, write_json
 
 MODELS = os.environ.get("EMTOOL_PAPER_MODELS",

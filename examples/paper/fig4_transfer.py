@@ -5,7 +5,7 @@ combinations. Writes out/fig4.json, out/fig4.md, out/fig4.png.
 
 Coverage check: for every train/test combination, the Spearman rank correlation between a
 test configuration's coverage score (largest distance of its atoms to the nearest training
-environment, in the training set's whitened frame, ``emtool.compare.coverage_by_configuration``;
+environment, in the training set's whitened frame, ``emtool.analysis.compare.coverage_by_configuration``;
 all training environments) and its RSE. A positive correlation means the
 coverage metric flags where a model extrapolates and errs.
 
@@ -14,7 +14,7 @@ Run: python examples/paper/fig4_transfer.py
 import numpy as np
 from scipy.stats import spearmanr
 
-from emtool.compare import coverage_by_configuration
+from emtool.analysis.compare import coverage_by_configuration
 from study import OUT, SETS, descriptor_cache, fitted_model, log, split_set, test_errors, write_json
 
 MODELS = ("nn:A1", "nn:B1", "quadratic")
@@ -61,7 +61,7 @@ def coverage_scores(train, test):
     """Per-configuration coverage score of ``test``'s test part by ``train``'s train+validation
     environments (in the order of the test dataset, as the RSE lists)."""
     from emtool.workflows import compute_descriptors
-    from emtool.dataset import read_dataset
+    from emtool.data.dataset import read_dataset
     from study import snap_params
     ref = np.load(descriptor_cache(train, TWOJMAX))["B"]
     path = OUT / f"{test.lower()}_test_2j{TWOJMAX}.npz"

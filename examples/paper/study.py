@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 import emtool
-from emtool.dataset import read_dataset, write_dataset
+from emtool.data.dataset import read_dataset, write_dataset
 
 HERE = Path(__file__).resolve().parent
 LABELER = os.environ.get("EMTOOL_PAPER_LABELER", "chgnet")
@@ -46,9 +46,9 @@ def log(message):
 
 def labeled_set(name):
     """Path of the labeled EM or DE dataset (made on first use)."""
-    from emtool.exchange import import_to_dataset
-    from emtool.generate import generate_dataset
-    from emtool.label import LabelerSpec, label_dataset
+    from emtool.data.exchange import import_to_dataset
+    from emtool.generator.generate import generate_dataset
+    from emtool.labeling.label import LabelerSpec, label_dataset
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"{name.lower()}.h5"
     if path.exists():
@@ -101,9 +101,9 @@ def snap_params(twojmax):
 def fitted_model(name, model, twojmax, epochs=None):
     """Path of ``model`` (linear, quadratic, nn:XX) trained on set ``name`` (energy-only,
     train/validation 7:1 of the train+validation part); trained on first use."""
-    from emtool.fit import fit_dataset
-    from emtool.weights import GroupWeights, UniformWeights
-    from emtool.nn_train import TrainingSettings, fit_network_dataset
+    from emtool.fitting.snap import fit_dataset
+    from emtool.fitting.weights import GroupWeights, UniformWeights
+    from emtool.fitting.networks import TrainingSettings, fit_network_dataset
     folder = OUT / "models"
     folder.mkdir(parents=True, exist_ok=True)
     tag = model.replace(":", "-")
@@ -129,8 +129,8 @@ def fitted_model(name, model, twojmax, epochs=None):
 
 def test_errors(model_path, name):
     """emtool evaluate of a model on a set's test part (cached as JSON beside the model)."""
-    from emtool.calculators import load_potential
-    from emtool.evaluate import evaluate_images
+    from emtool.potentials.calculators import load_potential
+    from emtool.analysis.evaluate import evaluate_images
     cache = model_path.with_name(model_path.stem + f"_on_{name.lower()}.json")
     if cache.exists():
         return json.loads(cache.read_text())

@@ -1,0 +1,1 @@
+"""Dynamics: velocity Verlet, the CSVR thermostat and the paper's energy-conservation test."""

@@ -1,0 +1,1 @@
+"""Generation: entropy-optimized configurations (paper Eq. 1) and expert-style groups."""

@@ -1,0 +1,1 @@
+"""Labeling: reference energies, forces and stress from any labeler, journaled and resumable."""

@@ -1,0 +1,152 @@
+"""The embedded reference potential: Ackland-Thetford Finnis-Sinclair tungsten.
+
+Energy (eV) at interatomic distances r (Å)::
+
+    E   = sum_i [1/2 sum_j V(r_ij) - A sqrt(rho_i)],      rho_i = sum_j phi(r_ij)
+    phi(r) = (r - d)^2                                   for r < d (0 beyond)
+    V(r)   = (r - c)^2 (c0 + c1 r + c2 r^2)              for r < c (0 beyond)
+             + B (b0 - r)^3 exp(-alpha r)                for r < b0
+
+with the tungsten constants of M. W. Finnis and J. E. Sinclair, Phil. Mag. A 50, 45 (1984)
+(A, d, c, c0, c1, c2) and the short-range core of G. J. Ackland and R. Thetford, Phil. Mag.
+A 56, 15 (1987) (B, alpha, b0). The model was fitted to a0 = 3.1652 Å, E_c = 8.90 eV and
+C11/C12/C44 = 522/204/161 GPa; ``tests/test_reference.py`` checks all five.
+
+An atom with no neighbor inside d has rho = 0, embedding energy 0, and the kernel uses
+dF/drho = 0 there (the derivative of sqrt diverges, but every phi' of such an atom is 0):
+isolated atoms and dimers beyond d give exact zeros, never nan. The formulas, the force and
+virial conventions are in :mod:`emtool.kernels.finnis_sinclair`, which evaluates them.
+
+Potential specs (``emtool.potentials.calculators.load_potential``): ``reference:W`` names this
+potential; :func:`reference_potential` resolves such a spec.
+"""
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from emtool.kernels import finnis_sinclair as _k
+from emtool.descriptors.neighbors import neighbor_list
+from emtool.errors import ParameterError, StructureError
+from emtool.structure import voigt
+
+@dataclass(frozen=True)
+class FinnisSinclairW:
+    """Ackland-Thetford Finnis-Sinclair tungsten (units eV and Å; equations in the module
+    docstring). Only W atoms are accepted.
+
+    Attributes
+    ----------
+    A : float
+        Embedding strength (eV/Å), F(rho) = -A sqrt(rho).
+    d : float
+        Cutoff of the density function phi (Å).
+    c : float
+        Cutoff of the polynomial pair term (Å).
+    c0, c1, c2 : float
+        Pair polynomial coefficients (eV/Å^2, eV/Å^3, eV/Å^4).
+    B : float
+        Core repulsion strength (eV/Å^3).
+    alpha : float
+        Core repulsion decay (1/Å).
+    b0 : float
+        Cutoff of the core repulsion (Å).
+    """
+
+    A: float = 1.896373
+    d: float = 4.400224
+    c: float = 3.25
+    c0: float = 47.1346499
+    c1: float = -33.7665655
+    c2: float = 6.2541999
+    B: float = 90.3
+    alpha: float = 1.2
+    b0: float = 2.7411
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            real = isinstance(value, (int, float, np.number))
+            if isinstance(value, (bool, np.bool_)) or not real:
+                raise ParameterError(f"{f.name} must be a real number, got {value!r}")
+            if not math.isfinite(value):
+                raise ParameterError(f"{f.name} must be finite, got {value}")
+            object.__setattr__(self, f.name, float(value))
+        for name in ("d", "c"):
+            if getattr(self, name) <= 0.0:
+                raise ParameterError(f"{name} must be > 0 (Å), got {getattr(self, name)}")
+        if self.b0 < 0.0:
+            raise ParameterError(f"b0 must be >= 0 (Å), got {self.b0}")
+
+    @property
+    def cutoff(self):
+        """Interaction range max(c, d, b0) (Å): 4.400224 Å for the published constants."""
+        return max(self.c, self.d, self.b0)
+
+    def kernel_params(self):
+        """float64 (N_PARAMS,) in the layout of :mod:`emtool.kernels.finnis_sinclair`."""
+        p = np.empty(_k.N_PARAMS)
+        p[[_k.A, _k.D, _k.C, _k.C0, _k.C1, _k.C2, _k.B, _k.ALPHA, _k.B0, _k.CUTOFF]] = (
+            self.A, self.d, self.c, self.c0, self.c1, self.c2, self.B, self.alpha, self.b0,
+            self.cutoff)
+        return p
+
+    def evaluate(self, atoms):
+        """Energy, per-atom energies, forces and (fully periodic cells) stress of ``atoms``.
+
+        Returns
+        -------
+        dict with ``energy`` (float, eV), ``energies`` (float64 (N,), eV),
+        ``forces`` (float64 (N, 3), eV/Å) and, only when all three directions are
+        periodic, ``stress`` (float64 (6,), eV/Å^3, ASE Voigt xx yy zz yz xz xy,
+        sigma = (1/V) dE/d(strain) = -W/V).
+
+        Raises
+        ------
+        ParameterError
+            An atom is not W.
+        StructureError
+            Invalid positions, cell or pbc, or two atoms (or images) at one position.
+        """
+        nl = self._pairs(atoms)
+        energies, forces, virial = _k.fs_energy_forces(len(atoms), nl.i, nl.j, nl.rij,
+                                                      self.kernel_params())
+        result = dict(energy=float(energies.sum()), energies=energies, forces=forces)
+        if np.all(atoms.pbc):
+            result["stress"] = -voigt(virial) / abs(np.linalg.det(atoms.cell.array))
+        return result
+
+    def densities(self, atoms):
+        """Densities rho_i = sum_j phi(r_ij) (Å^2), float64 (N,)."""
+        nl = self._pairs(atoms)
+        return _k.fs_densities(len(atoms), nl.i, nl.j, nl.rij, self.kernel_params())
+
+    def _pairs(self, atoms):
+        other = sorted(set(atoms.get_chemical_symbols()) - {"W"})
+        if other:
+            raise ParameterError(f"FinnisSinclairW is a tungsten potential; atoms contain "
+                                 f"{', '.join(other)}")
+        nl = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, self.cutoff)
+        coincident = np.flatnonzero(np.einsum("pk,pk->p", nl.rij, nl.rij) == 0.0)
+        if len(coincident):
+            p = coincident[0]
+            raise StructureError(f"atoms {nl.i[p]} and {nl.j[p]} (image {nl.shift[p]}) are at "
+                                 f"the same position")
+        return nl
+
+
+#: Potentials named by ``reference:<name>`` specs.
+REFERENCES = {"reference:W": FinnisSinclairW}
+
+
+def reference_potential(spec):
+    """The reference potential named by ``spec`` (e.g. ``"reference:W"``), default constants.
+
+    This is what ``emtool.potentials.calculators.load_potential`` returns for specs starting with
+    ``reference:``. Raises ParameterError for unknown names.
+    """
+    spec = str(spec)
+    if spec not in REFERENCES:
+        raise ParameterError(f"unknown reference potential {spec!r}; known: "
+                             f"{', '.join(sorted(REFERENCES))}")
+    return REFERENCES[spec]()
