@@ -40,7 +40,8 @@ from emtool.kernels.verlet import kinetic_energy, verlet_drift, verlet_kick
 from emtool.dynamics.md import (MDSystem, NVEProtocol, PAPER_TIMESTEPS, bcc_tungsten,
                        energy_conservation, equilibrate, loglog_slope, maxwell_boltzmann,
                        nve_init, nve_step)
-from emtool.descriptors.snap import n_chunks, scatter_pair_forces, snap_pairs
+from emtool.descriptors.snap import scatter_pair_forces, snap_pairs
+from emtool.parallel import n_chunks
 from emtool.potentials.zbl import ZBLPotential
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"

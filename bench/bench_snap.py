@@ -29,7 +29,8 @@ from emtool import SnapParams
 from emtool.kernels.snap import beta_forces_kernel, bispectrum_kernel, dbdr_kernel
 from emtool.kernels.snap_basis import snap_basis
 from emtool.lammps import open_lammps, setup_atoms
-from emtool.descriptors.snap import bispectrum_derivatives, n_chunks, snap_pairs
+from emtool.descriptors.snap import bispectrum_derivatives, snap_pairs
+from emtool.parallel import n_chunks
 from emtool.potentials.snap import SnapPotential
 
 RCUTFAC = 4.73442

@@ -1,13 +1,17 @@
-"""Running many independent configuration tasks: in-process, local worker processes, or Dask.
+"""Running many independent configuration tasks: in-process, local worker processes, or Dask;
+and the threading policy of the Numba kernels (``run_kernel``, ``single_thread``).
 
 A task is a pure function of (arguments, index); results are identical whichever way they
 are run. ``run_indexed`` hands results to a callback as they complete (any order); the
 caller orders them (the dataset writer sorts by index).
 """
+import contextlib
 import logging
 import math
 import os
 import time
+
+import numba
 
 from emtool.errors import ParameterError
 
@@ -98,3 +102,35 @@ def _run_dask(func, args, indices, on_result, scheduler, chunk):
             for result in future.result():
                 on_result(result)
             future.release()
+
+
+# --- the threading policy of the Numba kernels ---------------------------------------------
+
+#: Below this many atoms kernels run on one thread: a parallel region costs more than it
+#: saves for small cells, and far more when the machine is busy (threads wait for cores).
+PARALLEL_MIN_ATOMS = 256
+
+
+def n_chunks(natoms):
+    """Parallel work chunks for a kernel: four per Numba thread."""
+    return max(1, min(natoms, 4 * numba.get_num_threads()))
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Run the Numba code inside on one thread (parallel regions included), then restore."""
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(threads)
+
+
+def run_kernel(kernel, natoms, *args):
+    """Call a parallel SNAP kernel with ``n_chunks`` work chunks as last argument, on one
+    thread for fewer than ``PARALLEL_MIN_ATOMS`` atoms."""
+    if natoms >= PARALLEL_MIN_ATOMS or numba.get_num_threads() == 1:
+        return kernel(*args, n_chunks(natoms))
+    with single_thread():
+        return kernel(*args, 1)

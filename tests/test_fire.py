@@ -43,7 +43,7 @@ from ase.optimize import FIRE
 from conftest import fd_forces, random_box
 from emtool.generator.generate import FireParams, GeneratorParams, _relax, evaluate_potential
 from emtool.kernels.fire import fire_init, fire_step
-from emtool.descriptors.snap import single_thread
+from emtool.parallel import single_thread
 
 PARAMS = GeneratorParams().with_descriptor_scale()
 STEPS = 50

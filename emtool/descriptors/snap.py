@@ -4,10 +4,8 @@
 ``bispectrum_derivatives`` gives the per-pair dB_i/dr_k that fitting rows need, and
 ``snap_pair_forces`` the adjoint (Y) path for E = sum_i beta_i . B_i with per-atom beta.
 """
-import contextlib
 from typing import NamedTuple
 
-import numba
 import numpy as np
 
 from emtool.kernels.pairs import scatter_pairs
@@ -15,6 +13,7 @@ from emtool.kernels.snap import beta_forces_kernel, bispectrum_kernel, dbdr_kern
 from emtool.kernels.snap_basis import snap_basis
 from emtool.descriptors.neighbors import neighbor_list
 from emtool.errors import ParameterError, StructureError
+from emtool.parallel import run_kernel
 from emtool.structure import check_structure
 
 
@@ -73,36 +72,6 @@ def snap_pairs(atoms, params):
     volume = abs(np.linalg.det(cell)) if pbc.all() else float("nan")
     return SnapPairs(offsets, i, nl.j[inside], np.ascontiguousarray(nl.rij[inside]),
                      np.ascontiguousarray(rcut[inside]), wj, element, volume)
-
-
-#: Below this many atoms kernels run on one thread: a parallel region costs more than it
-#: saves for small cells, and far more when the machine is busy (threads wait for cores).
-PARALLEL_MIN_ATOMS = 256
-
-
-def n_chunks(natoms):
-    """Parallel work chunks for a kernel: four per Numba thread."""
-    return max(1, min(natoms, 4 * numba.get_num_threads()))
-
-
-@contextlib.contextmanager
-def single_thread():
-    """Run the Numba code inside on one thread (parallel regions included), then restore."""
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(threads)
-
-
-def run_kernel(kernel, natoms, *args):
-    """Call a parallel SNAP kernel with ``n_chunks`` work chunks as last argument, on one
-    thread for fewer than ``PARALLEL_MIN_ATOMS`` atoms."""
-    if natoms >= PARALLEL_MIN_ATOMS or numba.get_num_threads() == 1:
-        return kernel(*args, n_chunks(natoms))
-    with single_thread():
-        return kernel(*args, 1)
 
 
 def _kernel_args(params, pairs):

@@ -41,7 +41,7 @@ from emtool.errors import EmtoolError, MDError, ParameterError, StructureError
 from emtool.files import StagedFile
 from emtool.kernels.verlet import csvr_factor, kinetic_energy, verlet_drift, verlet_kick
 from emtool.descriptors.neighbors import check_overlap
-from emtool.descriptors.snap import run_kernel
+from emtool.parallel import run_kernel
 from emtool.structure import check_structure
 
 #: Samples of an NVE run are averaged in this many consecutive blocks for the error of dH.

@@ -25,7 +25,8 @@ from emtool.kernels.snap_basis import snap_basis
 from emtool.parallel import run_indexed
 from emtool.descriptors.params import SnapParams
 from emtool.errors import ParameterError
-from emtool.descriptors.snap import bispectrum, single_thread
+from emtool.descriptors.snap import bispectrum
+from emtool.parallel import single_thread
 
 #: Reference volumes of W (Å^3): the paper's box volumes 470-990 Å^3 at 15.9 Å^3/atom.
 W_ATOMIC_VOLUME = 15.9
