@@ -35,12 +35,11 @@ import numpy as np
 from bench_snap import best_time, first_call_seconds, structure
 from emtool.potentials.calculators import load_potential
 from emtool.kernels.snap import beta_forces_kernel
-from emtool.kernels.snap_basis import snap_basis
 from emtool.kernels.verlet import kinetic_energy, verlet_drift, verlet_kick
 from emtool.dynamics.md import (MDSystem, NVEProtocol, PAPER_TIMESTEPS, bcc_tungsten,
                        energy_conservation, equilibrate, loglog_slope, maxwell_boltzmann,
                        nve_init, nve_step)
-from emtool.descriptors.snap import scatter_pair_forces, snap_pairs
+from emtool.descriptors.snap import kernel_inputs, scatter_pair_forces, snap_pairs
 from emtool.parallel import n_chunks
 from emtool.potentials.zbl import ZBLPotential
 
@@ -102,8 +101,7 @@ def step_breakdown(potential, atoms, system, state, repeats):
     params = potential.params
     pairs = snap_pairs(atoms, params)
     beta = np.tile(potential.coeffs[0, 1:params.ncoeff + 1], (len(atoms), 1))
-    args = (snap_basis(params.twojmax), pairs.offsets, pairs.rij, pairs.rcut, pairs.wj,
-            params.rfac0, params.rmin0, params.switchflag, params.wself)
+    args = kernel_inputs(params, pairs)
     dedr, _ = beta_forces_kernel(*args, beta, n_chunks(len(atoms)))
     zbl = ZBLPotential(potential.zbl, params.elements)
     dt = 1.0

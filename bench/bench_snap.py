@@ -27,9 +27,8 @@ from ase.build import bulk
 
 from emtool import SnapParams
 from emtool.kernels.snap import beta_forces_kernel, bispectrum_kernel, dbdr_kernel
-from emtool.kernels.snap_basis import snap_basis
 from emtool.lammps import open_lammps, setup_atoms
-from emtool.descriptors.snap import bispectrum_derivatives, snap_pairs
+from emtool.descriptors.snap import bispectrum_derivatives, kernel_inputs, snap_pairs
 from emtool.parallel import n_chunks
 from emtool.potentials.snap import SnapPotential
 
@@ -80,9 +79,7 @@ def lammps_stages(atoms, twojmax, model_stem, steps, repeats):
 def emtool_stages(atoms, model, repeats):
     params = model.params
     pairs = snap_pairs(atoms, params)
-    basis = snap_basis(params.twojmax)
-    args = (basis, pairs.offsets, pairs.rij, pairs.rcut, pairs.wj, params.rfac0, params.rmin0,
-            params.switchflag, params.wself)
+    args = kernel_inputs(params, pairs)
     nchunk = n_chunks(len(atoms))
     beta = np.tile(model.coeffs[0, 1:], (len(atoms), 1))
 

@@ -20,12 +20,39 @@ that derivative per pair; the Python layer scatters it: F_i += dE_i/dr_ik, F_k -
 
 Atoms are processed in parallel chunks (``prange``); every chunk owns the rows it writes.
 """
+from typing import NamedTuple
+
 import numpy as np
 from numba import prange
 
 from emtool.kernels.jit import jit
+from emtool.kernels.snap_basis import (Z_J, Z_J1, Z_J2, Z_JJU, Z_MA1MIN, Z_MA2MAX, Z_MB1MIN,
+                                       Z_MB2MAX, Z_NA, Z_NB)
 
 PI = np.pi
+
+
+class PairArrays(NamedTuple):
+    """The neighbor pairs of N atoms, as the kernels take them.
+
+    offsets : (N+1,) int64 CSR bounds: the neighbors of atom i are pairs offsets[i]:offsets[i+1].
+    rij : (n_pairs, 3) displacement to each neighbor, Å (every pair inside its cutoff).
+    rcut, wj : (n_pairs,) pair cutoff (Å) and neighbor weight.
+    """
+
+    offsets: np.ndarray
+    rij: np.ndarray
+    rcut: np.ndarray
+    wj: np.ndarray
+
+
+class SnapSettings(NamedTuple):
+    """The SNAP parameters the kernels use (see ``emtool.SnapParams``)."""
+
+    rfac0: float
+    rmin0: float
+    switchflag: int
+    wself: float
 
 
 @jit(inline=True)
@@ -179,29 +206,29 @@ def _angles(x, y, z, rcut, rfac0, rmin0):
 
 
 @jit
-def _u_total(basis, rij, rcut, wj, start, stop, rfac0, rmin0, switchflag, wself,
-             u_nbr_r, u_nbr_i, utot_r, utot_i):
+def _u_total(basis, pairs, settings, start, stop, u_nbr_r, u_nbr_i, utot_r, utot_i):
     """U of one atom from its neighbor pairs start:stop; keeps each neighbor's u in u_nbr_*.
 
     utot_r, utot_i (idxu_max,) get wself on the diagonals plus sum_k f_c w_k u(r_ik), all rows.
     u_nbr_r, u_nbr_i (>= stop-start, idxu_max) get the unscaled u of each neighbor.
     """
     idxu_block = basis.idxu_block
+    rij, rcut = pairs.rij, pairs.rcut
     for jju in range(basis.idxu_max):
         utot_r[jju] = 0.0
         utot_i[jju] = 0.0
     for j in range(basis.twojmax + 1):
         for ma in range(j + 1):
-            utot_r[idxu_block[j] + (j + 1) * ma + ma] = wself
+            utot_r[idxu_block[j] + (j + 1) * ma + ma] = settings.wself
     for p in range(start, stop):
         n = p - start
         x = rij[p, 0]
         y = rij[p, 1]
         z = rij[p, 2]
-        r, z0, _ = _angles(x, y, z, rcut[p], rfac0, rmin0)
+        r, z0, _ = _angles(x, y, z, rcut[p], settings.rfac0, settings.rmin0)
         _u_layers(basis.twojmax, basis.rootpq, idxu_block, x, y, z, z0, r, u_nbr_r[n],
                   u_nbr_i[n])
-        sfac = _switch(r, rcut[p], rmin0, switchflag)[0] * wj[p]
+        sfac = _switch(r, rcut[p], settings.rmin0, settings.switchflag)[0] * pairs.wj[p]
         for j in range(basis.twojmax + 1):
             first = idxu_block[j]
             for jju in range(first, first + (j // 2 + 1) * (j + 1)):
@@ -215,15 +242,15 @@ def _u_total(basis, rij, rcut, wj, start, stop, rfac0, rmin0, switchflag, wself,
 def _z_element(idxz, cg, idxcg_block, idxu_block, jjz, utot_r, utot_i):
     """One Clebsch–Gordan product Z_{j1 j2 j}(ma, mb) (row jjz of idxz); returns (Re, Im)."""
     row = idxz[jjz]
-    j1 = row[0]
-    j2 = row[1]
-    j = row[2]
-    ma1min = row[3]
-    ma2max = row[4]
-    na = row[5]
-    mb1min = row[6]
-    mb2max = row[7]
-    nb = row[8]
+    j1 = row[Z_J1]
+    j2 = row[Z_J2]
+    j = row[Z_J]
+    ma1min = row[Z_MA1MIN]
+    ma2max = row[Z_MA2MAX]
+    na = row[Z_NA]
+    mb1min = row[Z_MB1MIN]
+    mb2max = row[Z_MB2MAX]
+    nb = row[Z_NB]
     icg0 = idxcg_block[j1, j2, j]
     jju1 = idxu_block[j1] + (j1 + 1) * mb1min
     jju2 = idxu_block[j2] + (j2 + 1) * mb2max
@@ -268,7 +295,7 @@ def _bispectrum_from_u(basis, utot_r, utot_i, out):
         total = 0.0
         for jjz in range(first, first + basis.idxz_count[j1, j2, j]):
             z_r, z_i = _z_element(idxz, cg, idxcg, idxu, jjz, utot_r, utot_i)
-            jju = basis.idxz[jjz, 9]
+            jju = basis.idxz[jjz, Z_JJU]
             total += basis.z_weight[jjz] * (utot_r[jju] * z_r + utot_i[jju] * z_i)
         out[jjb] = 2.0 * total
 
@@ -290,7 +317,7 @@ def _y_from_u(basis, utot_r, utot_i, beta, y_r, y_i, yc_r, yc_i, b):
         b[jjb] = 0.0
     for jjz in range(basis.idxz.shape[0]):
         z_r, z_i = _z_element(idxz, cg, idxcg, idxu, jjz, utot_r, utot_i)
-        jju = basis.idxz[jjz, 9]
+        jju = basis.idxz[jjz, Z_JJU]
         coef = beta[basis.y_jjb[jjz]] * basis.y_factor[jjz]
         y_r[jju] += coef * z_r
         y_i[jju] += coef * z_i
@@ -375,16 +402,14 @@ def _workspace(basis, max_nbr):
 
 
 @jit(parallel=True)
-def bispectrum_kernel(basis, offsets, rij, rcut, wj, rfac0, rmin0, switchflag, wself, nchunk):
+def bispectrum_kernel(basis, pairs, settings, nchunk):
     """Bispectrum components of every atom, before the bzero shift.
 
-    offsets : (N+1,) int64 CSR bounds: the neighbors of atom i are pairs offsets[i]:offsets[i+1].
-    rij : (n_pairs, 3) displacement to each neighbor, Å (every pair inside its cutoff).
-    rcut, wj : (n_pairs,) pair cutoff (Å) and neighbor weight.
-    rfac0, rmin0, switchflag, wself : SNAP parameters (see ``emtool.SnapParams``).
+    basis : ``SnapBasis``; pairs : ``PairArrays`` of N atoms; settings : ``SnapSettings``.
     nchunk : number of parallel work chunks (>= 1, <= N); each allocates its own workspace.
     Returns B : (N, D) float64.
     """
+    offsets = pairs.offsets
     natoms = offsets.shape[0] - 1
     ncoeff = basis.idxb.shape[0]
     out = np.zeros((natoms, ncoeff))
@@ -396,21 +421,21 @@ def bispectrum_kernel(basis, offsets, rij, rcut, wj, rfac0, rmin0, switchflag, w
         utot_r = np.empty(basis.idxu_max)
         utot_i = np.empty(basis.idxu_max)
         for i in range(c * natoms // nchunk, (c + 1) * natoms // nchunk):
-            _u_total(basis, rij, rcut, wj, offsets[i], offsets[i + 1], rfac0, rmin0,
-                     switchflag, wself, u_nbr_r, u_nbr_i, utot_r, utot_i)
+            _u_total(basis, pairs, settings, offsets[i], offsets[i + 1], u_nbr_r, u_nbr_i,
+                     utot_r, utot_i)
             _bispectrum_from_u(basis, utot_r, utot_i, out[i])
     return out
 
 
 @jit(parallel=True)
-def beta_forces_kernel(basis, offsets, rij, rcut, wj, rfac0, rmin0, switchflag, wself, beta,
-                       nchunk):
+def beta_forces_kernel(basis, pairs, settings, beta, nchunk):
     """dE_i/dr_ik for every pair, for E = sum_i beta_i . B_i with per-atom beta (N, D) (eV).
 
     Arguments as in ``bispectrum_kernel``. Returns (dedr, B): dedr (n_pairs, 3) eV/Å, forces
     follow as F_i += dedr[p], F_k -= dedr[p] for each pair p = (i, k); B (N, D), the
     bispectrum before the bzero shift, computed in the same pass over Z as Y.
     """
+    offsets, rij = pairs.offsets, pairs.rij
     natoms = offsets.shape[0] - 1
     dedr = np.zeros((rij.shape[0], 3))
     b = np.zeros((natoms, basis.idxb.shape[0]))
@@ -427,26 +452,27 @@ def beta_forces_kernel(basis, offsets, rij, rcut, wj, rfac0, rmin0, switchflag, 
             stop = offsets[i + 1]
             if stop == start:
                 continue
-            _u_total(basis, rij, rcut, wj, start, stop, rfac0, rmin0, switchflag, wself,
-                     u_nbr_r, u_nbr_i, utot_r, utot_i)
+            _u_total(basis, pairs, settings, start, stop, u_nbr_r, u_nbr_i, utot_r, utot_i)
             _y_from_u(basis, utot_r, utot_i, beta[i], y_r, y_i, yc_r, yc_i, b[i])
             for p in range(start, stop):
                 n = p - start
                 _scaled_du(basis.twojmax, basis.rootpq, basis.idxu_block, basis.half_index,
-                           rij[p, 0], rij[p, 1], rij[p, 2], rcut[p], wj[p], rfac0, rmin0,
-                           switchflag, u_nbr_r[n], u_nbr_i[n], du_r, du_i, dc_r, dc_i)
+                           rij[p, 0], rij[p, 1], rij[p, 2], pairs.rcut[p], pairs.wj[p],
+                           settings.rfac0, settings.rmin0, settings.switchflag, u_nbr_r[n],
+                           u_nbr_i[n], du_r, du_i, dc_r, dc_i)
                 _dedr(dc_r, dc_i, yc_r, yc_i, dedr[p])
     return dedr, b
 
 
 @jit(parallel=True)
-def dbdr_kernel(basis, offsets, rij, rcut, wj, rfac0, rmin0, switchflag, wself, nchunk):
+def dbdr_kernel(basis, pairs, settings, nchunk):
     """Per-pair derivatives dB_i/dr_ik (LAMMPS compute_dbidrj), for fitting rows.
 
     Arguments as in ``bispectrum_kernel``. Returns (dbdr, B): dbdr (n_pairs, D, 3) (units of
     B per Å), dB_i/dr_i = -sum_k dB_i/dr_ik; B (N, D) before the bzero shift, from the same
     U and Z.
     """
+    offsets, rij = pairs.offsets, pairs.rij
     natoms = offsets.shape[0] - 1
     idxz_max = basis.idxz.shape[0]
     dbdr = np.zeros((rij.shape[0], basis.idxb.shape[0], 3))
@@ -461,19 +487,19 @@ def dbdr_kernel(basis, offsets, rij, rcut, wj, rfac0, rmin0, switchflag, wself, 
         for i in range(c * natoms // nchunk, (c + 1) * natoms // nchunk):
             start = offsets[i]
             stop = offsets[i + 1]
-            _u_total(basis, rij, rcut, wj, start, stop, rfac0, rmin0, switchflag, wself,
-                     u_nbr_r, u_nbr_i, utot_r, utot_i)
+            _u_total(basis, pairs, settings, start, stop, u_nbr_r, u_nbr_i, utot_r, utot_i)
             _z_all(basis, utot_r, utot_i, z_r, z_i)
             for jjz in range(idxz_max):
                 jjb = basis.b_jjb[jjz]
                 if jjb >= 0:
-                    jju = basis.idxz[jjz, 9]
+                    jju = basis.idxz[jjz, Z_JJU]
                     b[i, jjb] += 2.0 * (utot_r[jju] * z_r[jjz] + utot_i[jju] * z_i[jjz])
             for p in range(start, stop):
                 n = p - start
                 _scaled_du(basis.twojmax, basis.rootpq, basis.idxu_block, basis.half_index,
-                           rij[p, 0], rij[p, 1], rij[p, 2], rcut[p], wj[p], rfac0, rmin0,
-                           switchflag, u_nbr_r[n], u_nbr_i[n], du_r, du_i, dc_r, dc_i)
+                           rij[p, 0], rij[p, 1], rij[p, 2], pairs.rcut[p], pairs.wj[p],
+                           settings.rfac0, settings.rmin0, settings.switchflag, u_nbr_r[n],
+                           u_nbr_i[n], du_r, du_i, dc_r, dc_i)
                 for t in range(basis.db_terms.shape[0]):
                     term_row = basis.db_terms[t]
                     _block_dot(dc_r, dc_i, z_r, z_i, term_row[0], term_row[1], term_row[2], term)

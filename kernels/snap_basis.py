@@ -19,6 +19,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+#: Columns of ``SnapBasis.idxz``: the loop bounds of one element Z_{j1 j2 j}(ma, mb) and the
+#: U index of (j, ma, mb).
+(Z_J1, Z_J2, Z_J, Z_MA1MIN, Z_MA2MAX, Z_NA, Z_MB1MIN, Z_MB2MAX, Z_NB, Z_JJU) = range(10)
+
 
 class SnapBasis(NamedTuple):
     """Index tables of one twojmax (all integer arrays int64).
@@ -206,6 +210,6 @@ def snap_basis(twojmax):
         half_weight=half_weight, y_jjb=np.array(y_jjb, np.int64),
         y_factor=np.array(y_factor, np.float64), half_index=half_index,
         half_block=half_block,
-        half_scale=half_weight[half_index], z_weight=half_weight[idxz[:, 9]],
+        half_scale=half_weight[half_index], z_weight=half_weight[idxz[:, Z_JJU]],
         b_jjb=np.array(b_jjb, np.int64), db_terms=np.array(db_terms, np.int64).reshape(-1, 4),
         db_factor=np.array(db_factor), bzero=idxb[:, 2].astype(np.float64) + 1.0)

@@ -122,16 +122,16 @@ def test_quadratic_model_equals_pair_snap(tmp_path):
 
 def forces_from_testsnap(name):
     """Forces of a TestSNAP reference case through emtool's adjoint kernel."""
-    from emtool.kernels.snap import beta_forces_kernel
+    from emtool.kernels.snap import PairArrays, SnapSettings, beta_forces_kernel
     from emtool.kernels.snap_basis import snap_basis
     data = read_refdata(name)
     nlocal, ninside = data["nlocal"], data["ninside"]
     offsets = np.arange(nlocal + 1, dtype=np.int64) * ninside
     npairs = nlocal * ninside
     beta = np.tile(data["coeff"][1:], (nlocal, 1))
-    dedr, _ = beta_forces_kernel(snap_basis(data["twojmax"]), offsets, data["rij"],
-                              np.full(npairs, data["rcutfac"]), np.ones(npairs), 0.99363, 0.0, 1,
-                              1.0, beta, 1)
+    pairs = PairArrays(offsets, data["rij"], np.full(npairs, data["rcutfac"]), np.ones(npairs))
+    dedr, _ = beta_forces_kernel(snap_basis(data["twojmax"]), pairs,
+                                 SnapSettings(0.99363, 0.0, 1, 1.0), beta, 1)
     forces = np.zeros_like(data["fj"])
     np.add.at(forces, np.repeat(np.arange(nlocal), ninside), dedr)
     np.subtract.at(forces, data["jlist"], dedr)

@@ -9,7 +9,8 @@ from typing import NamedTuple
 import numpy as np
 
 from emtool.kernels.pairs import scatter_pairs
-from emtool.kernels.snap import beta_forces_kernel, bispectrum_kernel, dbdr_kernel
+from emtool.kernels.snap import (PairArrays, SnapSettings, beta_forces_kernel, bispectrum_kernel,
+                                 dbdr_kernel)
 from emtool.kernels.snap_basis import snap_basis
 from emtool.descriptors.neighbors import neighbor_list
 from emtool.errors import ParameterError, StructureError
@@ -74,15 +75,18 @@ def snap_pairs(atoms, params):
                      np.ascontiguousarray(rcut[inside]), wj, element, volume)
 
 
-def _kernel_args(params, pairs):
-    return (snap_basis(params.twojmax), pairs.offsets, pairs.rij, pairs.rcut, pairs.wj,
-            params.rfac0, params.rmin0, params.switchflag, params.wself)
+def kernel_inputs(params, pairs):
+    """(SnapBasis, PairArrays, SnapSettings): the SNAP kernels' arguments for ``params`` (a
+    ``SnapParams``) and ``pairs`` (a ``SnapPairs``)."""
+    return (snap_basis(params.twojmax), PairArrays(pairs.offsets, pairs.rij, pairs.rcut, pairs.wj),
+            SnapSettings(float(params.rfac0), float(params.rmin0), int(params.switchflag),
+                         float(params.wself)))
 
 
 def bispectrum_from_pairs(params, pairs):
     """(N, D) linear bispectrum components B_i, bzero shift applied if ``params.bzeroflag``."""
     basis = snap_basis(params.twojmax)
-    b = run_kernel(bispectrum_kernel, len(pairs.element), *_kernel_args(params, pairs))
+    b = run_kernel(bispectrum_kernel, len(pairs.element), *kernel_inputs(params, pairs))
     if params.bzeroflag:
         b -= params.wself ** 3 * basis.bzero
     return b
@@ -151,7 +155,7 @@ class BispectrumDerivatives(NamedTuple):
 def bispectrum_derivatives(atoms, params):
     """``BispectrumDerivatives`` of ``atoms`` for ``params`` (linear components only)."""
     pairs = snap_pairs(atoms, params)
-    dbdr, b = run_kernel(dbdr_kernel, len(atoms), *_kernel_args(params, pairs))
+    dbdr, b = run_kernel(dbdr_kernel, len(atoms), *kernel_inputs(params, pairs))
     if params.bzeroflag:
         b -= params.wself ** 3 * snap_basis(params.twojmax).bzero
     return BispectrumDerivatives(pairs.i, pairs.j, pairs.rij, dbdr, len(atoms), b)
@@ -164,7 +168,7 @@ def snap_pair_forces(params, pairs, beta):
     ``scatter_pair_forces`` turns dedr into forces and virial.
     """
     beta = np.ascontiguousarray(beta, dtype=np.float64)
-    dedr, b = run_kernel(beta_forces_kernel, len(beta), *_kernel_args(params, pairs), beta)
+    dedr, b = run_kernel(beta_forces_kernel, len(beta), *kernel_inputs(params, pairs), beta)
     if params.bzeroflag:
         b -= params.wself ** 3 * snap_basis(params.twojmax).bzero
     return dedr, b
