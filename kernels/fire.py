@@ -12,18 +12,30 @@ forces F at the current positions (unit masses, ASE's MD-like formulation):
 Max-step rule: if the largest per-atom displacement |dr_i| exceeds ``max_step`` (Å), the
 whole dr is scaled down so that it equals max_step (the direction is kept).
 """
+from typing import NamedTuple
+
 import numpy as np
 
 from emtool.kernels.jit import jit
 
-# indices of the constants array built by emtool.generator.generate.FireParams
-DT_START, DT_MAX, MAX_STEP, N_MIN, F_INC, F_DEC, ALPHA_START, F_ALPHA = range(8)
+
+class FireConstants(NamedTuple):
+    """FIRE's constants (``emtool.generator.generate.FireParams`` documents them)."""
+
+    dt_start: float
+    dt_max: float
+    max_step: float
+    n_min: float
+    f_inc: float
+    f_dec: float
+    alpha_start: float
+    f_alpha: float
 
 
 @jit
 def fire_init(natoms, consts):
     """Zero velocities (N, 3) and the state [dt, alpha, n_positive]."""
-    return np.zeros((natoms, 3)), np.array([consts[DT_START], consts[ALPHA_START], 0.0])
+    return np.zeros((natoms, 3)), np.array([consts.dt_start, consts.alpha_start, 0.0])
 
 
 @jit
@@ -42,14 +54,14 @@ def fire_step(positions, forces, v, state, consts):
         for a in range(positions.shape[0]):
             for k in range(3):
                 v[a, k] = (1.0 - state[1]) * v[a, k] + mix * forces[a, k]
-        if state[2] > consts[N_MIN]:
-            state[0] = min(state[0] * consts[F_INC], consts[DT_MAX])
-            state[1] *= consts[F_ALPHA]
+        if state[2] > consts.n_min:
+            state[0] = min(state[0] * consts.f_inc, consts.dt_max)
+            state[1] *= consts.f_alpha
         state[2] += 1.0
     else:
         v[:] = 0.0
-        state[0] *= consts[F_DEC]
-        state[1] = consts[ALPHA_START]
+        state[0] *= consts.f_dec
+        state[1] = consts.alpha_start
         state[2] = 0.0
     dt = state[0]
     largest = 0.0
@@ -60,8 +72,8 @@ def fire_step(positions, forces, v, state, consts):
             step2 += (dt * v[a, k]) ** 2
         largest = max(largest, step2)
     scale = dt
-    if largest > consts[MAX_STEP] ** 2:
-        scale = dt * consts[MAX_STEP] / np.sqrt(largest)
+    if largest > consts.max_step ** 2:
+        scale = dt * consts.max_step / np.sqrt(largest)
     for a in range(positions.shape[0]):
         for k in range(3):
             positions[a, k] += scale * v[a, k]

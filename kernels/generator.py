@@ -7,6 +7,8 @@ coefficients beta_i = -K (dS/dD_i) / scale, evaluated by the adjoint kernel.
 Cells are fixed; neighbor lists use a Verlet skin and are rebuilt when an atom has moved by
 more than half of it.
 """
+from typing import NamedTuple
+
 import numpy as np
 
 from emtool.kernels.entropy import entropy_and_gradient
@@ -14,13 +16,19 @@ from emtool.kernels.fire import fire_init, fire_step
 from emtool.kernels.neighbors import neighbor_pairs_direct
 from emtool.kernels.pairs import scatter_pairs
 from emtool.kernels.repulsion import repulsion_energy_forces
-from emtool.kernels.snap import beta_forces_kernel, bispectrum_kernel
+from emtool.kernels.snap import PairArrays, beta_forces_kernel, bispectrum_kernel
 from emtool.kernels.jit import jit
 
-# indices of the SNAP constants array [rcut, rfac0, rmin0, switchflag, wself]
-RCUT, RFAC0, RMIN0, SWITCHFLAG, WSELF = range(5)
-# indices of the potential constants array [K, floor, r_ex, e0]
-K_WEIGHT, FLOOR, R_EX, E0 = range(4)
+
+class EntropyTerms(NamedTuple):
+    """The terms of V = V_rep - K S: K (eV, signed), the entropy floor (scaled descriptor
+    units), the descriptor cutoff rcut (Å), and V_rep's r_ex (Å) and e0 (eV)."""
+
+    K: float
+    floor: float
+    rcut: float
+    r_ex: float
+    e0: float
 
 
 @jit
@@ -44,29 +52,24 @@ def _inside_pairs(positions, cell, i, j, shift, rcut):
 
 
 @jit
-def entropy_potential(positions, cell, i, j, shift, basis, snap, scale, consts):
+def entropy_potential(positions, cell, i, j, shift, basis, settings, scale, terms):
     """V = V_rep - K S (eV), S, V_rep and the forces (N, 3) eV/Å for the pairs of a skin list.
 
-    snap : [rcut, rfac0, rmin0, switchflag, wself]; scale : (D,) descriptor scale;
-    consts : [K (eV), floor, r_ex (Å), e0 (eV)].
+    settings : ``SnapSettings``; scale : (D,) descriptor scale; terms : ``EntropyTerms``.
     """
     natoms = positions.shape[0]
-    offsets, i_in, j_in, rij = _inside_pairs(positions, cell, i, j, shift, snap[RCUT])
+    offsets, i_in, j_in, rij = _inside_pairs(positions, cell, i, j, shift, terms.rcut)
     npairs = rij.shape[0]
-    rcut = np.full(npairs, snap[RCUT])
-    wj = np.ones(npairs)
-    switchflag = int(snap[SWITCHFLAG])
-    b = bispectrum_kernel(basis, offsets, rij, rcut, wj, snap[RFAC0], snap[RMIN0], switchflag,
-                          snap[WSELF], 1)
+    pairs = PairArrays(offsets, rij, np.full(npairs, terms.rcut), np.ones(npairs))
+    b = bispectrum_kernel(basis, pairs, settings, 1)
     d = b / scale
-    entropy, grad = entropy_and_gradient(d, consts[FLOOR])
-    beta = (-consts[K_WEIGHT]) * grad / scale
-    dedr, _ = beta_forces_kernel(basis, offsets, rij, rcut, wj, snap[RFAC0], snap[RMIN0],
-                                 switchflag, snap[WSELF], beta, 1)
+    entropy, grad = entropy_and_gradient(d, terms.floor)
+    beta = (-terms.K) * grad / scale
+    dedr, _ = beta_forces_kernel(basis, pairs, settings, beta, 1)
     forces = scatter_pairs(natoms, i_in, j_in, dedr)
-    v_rep, f_rep, _ = repulsion_energy_forces(natoms, i_in, j_in, rij, consts[R_EX], consts[E0])
+    v_rep, f_rep, _ = repulsion_energy_forces(natoms, i_in, j_in, rij, terms.r_ex, terms.e0)
     forces += f_rep
-    return v_rep - consts[K_WEIGHT] * entropy, entropy, v_rep, forces
+    return v_rep - terms.K * entropy, entropy, v_rep, forces
 
 
 @jit
@@ -78,7 +81,7 @@ def _max_force(forces):
 
 
 @jit
-def relax_entropy(positions, cell, pbc, basis, snap, scale, consts, fire_consts, fmax,
+def relax_entropy(positions, cell, pbc, basis, settings, scale, terms, fire_consts, fmax,
                   max_steps, skin):
     """FIRE-minimize V = V_rep - K S at fixed cell from ``positions`` (N, 3), Å.
 
@@ -88,10 +91,11 @@ def relax_entropy(positions, cell, pbc, basis, snap, scale, consts, fire_consts,
     """
     x = positions.copy()
     natoms = x.shape[0]
-    reach = snap[RCUT] + skin
+    reach = terms.rcut + skin
     i, j, shift, _ = neighbor_pairs_direct(x, cell, pbc, reach)
     anchor = x.copy()
-    _, s_start, v_rep, forces = entropy_potential(x, cell, i, j, shift, basis, snap, scale, consts)
+    _, s_start, v_rep, forces = entropy_potential(x, cell, i, j, shift, basis, settings, scale,
+                                                  terms)
     entropy = s_start
     v, state = fire_init(natoms, fire_consts)
     steps = 0
@@ -106,8 +110,8 @@ def relax_entropy(positions, cell, pbc, basis, snap, scale, consts, fire_consts,
         if moved > (0.5 * skin) ** 2:
             i, j, shift, _ = neighbor_pairs_direct(x, cell, pbc, reach)
             anchor[:] = x
-        _, entropy, v_rep, forces = entropy_potential(x, cell, i, j, shift, basis, snap, scale,
-                                                      consts)
+        _, entropy, v_rep, forces = entropy_potential(x, cell, i, j, shift, basis, settings,
+                                                      scale, terms)
         largest = _max_force(forces)
     stats = np.array([s_start, entropy, v_rep, steps, largest, 1.0 if largest < fmax else 0.0])
     return x, stats

@@ -90,7 +90,7 @@ def emtool_path(atoms, steps, fire):
     """Positions (steps + 1, N, 3) of emtool's fire_init/fire_step on the same forces."""
     atoms = atoms.copy()
     atoms.calc = VRepCalculator()
-    consts = fire.array()
+    consts = fire.constants()
     x = atoms.positions.copy()
     v, state = fire_init(len(atoms), consts)
     path = [x.copy()]

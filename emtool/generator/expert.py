@@ -506,7 +506,7 @@ def _relax_overlaps(atoms, r_ex, fmax=1e-3, max_steps=1000):
     closer than r_ex of e0 (r_ex/r - 1)^2 (``kernels.repulsion``, e0 = 1 eV: the minimum does
     not depend on it). Pairs already beyond r_ex do not move, so only the neighborhood of an
     overlap relaxes; where the cell is too crowded for r_ex the pairs end slightly inside."""
-    consts = FireParams().array()
+    consts = FireParams().constants()
     positions = np.ascontiguousarray(atoms.positions)
     cell = np.ascontiguousarray(atoms.cell.array)
     v, state = fire_init(len(positions), consts)

@@ -19,8 +19,10 @@ from ase import Atoms
 from ase.data import atomic_numbers, reference_states
 
 from emtool.data.dataset import DatasetWriter
-from emtool.kernels.generator import entropy_potential, relax_entropy
+from emtool.kernels.fire import FireConstants
+from emtool.kernels.generator import EntropyTerms, entropy_potential, relax_entropy
 from emtool.kernels.neighbors import neighbor_pairs_direct
+from emtool.kernels.snap import SnapSettings
 from emtool.kernels.snap_basis import snap_basis
 from emtool.parallel import run_indexed
 from emtool.descriptors.params import SnapParams
@@ -43,6 +45,10 @@ LATTICES = {"bcc": (lambda a, c: a ** 3 / 2, lambda a, c: a * np.sqrt(3.0) / 2),
             "hcp": (lambda a, c: np.sqrt(3.0) / 4 * a ** 3 * c, lambda a, c: a),
             "diamond": (lambda a, c: a ** 3 / 8, lambda a, c: a * np.sqrt(3.0) / 4),
             "sc": (lambda a, c: a ** 3, lambda a, c: a)}
+
+#: The SNAP settings of the generator's descriptors (LAMMPS's defaults; the cutoff is
+#: ``GeneratorParams.rcut``).
+SNAP_SETTINGS = SnapSettings(rfac0=0.99363, rmin0=0.0, switchflag=1, wself=1.0)
 
 #: Seed of the reference sample that fixes the descriptor scale (not the user's seed:
 #: the scale is a property of the method, identical for every job).
@@ -75,9 +81,11 @@ class FireParams:
     alpha_start: float = 0.1
     f_alpha: float = 0.99
 
-    def array(self):
-        return np.array([self.dt_start, self.dt_max, self.max_step, self.n_min, self.f_inc,
-                         self.f_dec, self.alpha_start, self.f_alpha], float)
+    def constants(self):
+        """The kernels' ``FireConstants``."""
+        return FireConstants(float(self.dt_start), float(self.dt_max), float(self.max_step),
+                             float(self.n_min), float(self.f_inc), float(self.f_dec),
+                             float(self.alpha_start), float(self.f_alpha))
 
 
 @dataclass(frozen=True)
@@ -232,13 +240,9 @@ def random_start(params, rng):
     return atoms
 
 
-def _snap_constants(params):
-    return np.array([params.rcut, 0.99363, 0.0, 1.0, 1.0])
-
-
-def _potential_constants(params, sign):
-    return np.array([sign * params.K, params.floor, params.exclusion_radius,
-                     params.repulsion_energy])
+def _entropy_terms(params, sign):
+    return EntropyTerms(float(sign * params.K), float(params.floor), float(params.rcut),
+                        float(params.exclusion_radius), float(params.repulsion_energy))
 
 
 def reference_scale(params, samples=8):
@@ -268,8 +272,8 @@ def evaluate_potential(atoms, params, sign):
     pbc = np.ascontiguousarray(atoms.pbc, dtype=np.bool_)
     i, j, shift, _ = neighbor_pairs_direct(positions, cell, pbc, params.rcut)
     return entropy_potential(positions, cell, i, j, shift, snap_basis(params.twojmax),
-                             _snap_constants(params), np.asarray(params.descriptor_scale),
-                             _potential_constants(params, sign))
+                             SNAP_SETTINGS, np.asarray(params.descriptor_scale),
+                             _entropy_terms(params, sign))
 
 
 def _relax(atoms, params, sign, max_steps):
@@ -282,9 +286,9 @@ def _relax(atoms, params, sign, max_steps):
 def _relax_kernel(atoms, params, sign, max_steps):
     return relax_entropy(
         np.ascontiguousarray(atoms.positions), np.ascontiguousarray(atoms.cell.array),
-        np.ones(3, np.bool_), snap_basis(params.twojmax), _snap_constants(params),
-        np.asarray(params.descriptor_scale), _potential_constants(params, sign),
-        params.fire.array(), params.fmax, max_steps, params.skin)
+        np.ones(3, np.bool_), snap_basis(params.twojmax), SNAP_SETTINGS,
+        np.asarray(params.descriptor_scale), _entropy_terms(params, sign),
+        params.fire.constants(), params.fmax, max_steps, params.skin)
 
 
 def generate_one(params, seed, index):
