@@ -443,3 +443,22 @@ def test_diverging_runs_are_stopped_and_reported(tmp_path):
     rows = json.loads(nve.stdout)["table"]
     assert [r["diverged"] for r in rows] == [False, True]
     assert rows[0]["mean_temperature"] < 1e4
+
+
+class _FreeParticles:
+    """No forces at all: atoms fly through each other, at constant temperature."""
+
+    def evaluate(self, atoms):
+        return dict(energy=0.0, forces=np.zeros((len(atoms), 3)))
+
+
+def test_atoms_thrown_together_mark_the_run_diverged():
+    """Two atoms that meet (0.2 Å apart at step 100) end the run as diverged even though the
+    temperature never changes."""
+    from ase import Atoms, units
+    from emtool.dynamics.md import OVERLAP_CHECK_EVERY, run_md
+    from emtool.errors import MDError
+    atoms = Atoms("W2", positions=[[0, 0, 0], [3.0, 0, 0]], cell=[10, 10, 10], pbc=True)
+    atoms.set_velocities([[0.014 / units.fs, 0, 0], [-0.014 / units.fs, 0, 0]])
+    with pytest.raises(MDError, match="diverged at step 100 .*0.2 Å apart"):
+        run_md(atoms, _FreeParticles(), 1.0, OVERLAP_CHECK_EVERY)

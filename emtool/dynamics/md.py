@@ -56,6 +56,10 @@ TRAJECTORY_FORMATS = {".traj": "traj", ".xyz": "extxyz", ".extxyz": "extxyz"}
 DIVERGENCE_FACTOR = 10.0
 DIVERGENCE_FLOOR = 1000.0
 
+#: Steps between checks that no two atoms came closer than
+#: ``emtool.descriptors.neighbors.OVERLAP_DISTANCE`` (the run has then diverged too).
+OVERLAP_CHECK_EVERY = 100
+
 
 
 
@@ -131,6 +135,7 @@ class MDSystem:
         if not (np.all(np.isfinite(masses)) and np.all(masses > 0.0)):
             raise ParameterError("atomic masses must be finite and > 0 amu")
         self.potential = potential
+        self.cell, self.pbc = cell, pbc
         self.masses = masses
         self.inv_mass = 1.0 / masses
         self.ndof = 3 * len(atoms) - 3
@@ -261,8 +266,9 @@ def run(system, state, timestep, steps, thermostat=None):
     """Yield ``(step, MDState)`` after each of ``steps`` steps of ``timestep`` fs (step = 1..).
 
     Velocity Verlet (NVE), followed by ``thermostat.apply`` each step when given (NVT).
-    Raises ``MDError`` when the temperature exceeds ``divergence_limit`` (the dynamics
-    diverged: timestep too large or atoms thrown together).
+    Raises ``MDError`` when the temperature exceeds ``divergence_limit``, or two atoms are
+    closer than ``OVERLAP_DISTANCE`` (checked every ``OVERLAP_CHECK_EVERY`` steps and at the
+    last): the dynamics diverged (timestep too large, or atoms thrown together).
     """
     timestep = _positive("timestep", timestep, "fs")
     steps = _count("steps", steps, 0)
@@ -275,6 +281,12 @@ def run(system, state, timestep, steps, thermostat=None):
         if not temperature <= limit:
             raise MDError(f"the dynamics diverged at step {step} ({step * timestep:g} fs): "
                           f"T = {temperature:.3g} K exceeds {limit:.3g} K (timestep too large?)")
+        if step % OVERLAP_CHECK_EVERY == 0 or step == steps:
+            try:
+                check_overlap(state.positions, system.cell, system.pbc)
+            except StructureError as err:
+                raise MDError(f"the dynamics diverged at step {step} ({step * timestep:g} fs):"
+                              f" {err}") from None
         yield step, state
 
 
