@@ -24,20 +24,33 @@ itself included) use each atom's own pairs only::
 Parameters are one float64 array with the layout of the index constants below (built and
 validated by ``emtool.potentials.reference``).
 """
+from typing import NamedTuple
+
 import numpy as np
 
 from emtool.kernels.jit import jit
 
-#: Positions in the parameter array: A (eV/Å), d (Å), c (Å), c0 (eV/Å^2), c1 (eV/Å^3),
-#: c2 (eV/Å^4), B (eV/Å^3), alpha (1/Å), b0 (Å), and the largest of d, c, b0 (Å).
-A, D, C, C0, C1, C2, B, ALPHA, B0, CUTOFF = range(10)
-N_PARAMS = 10
+
+class FinnisSinclairParams(NamedTuple):
+    """A (eV/Å), d (Å), c (Å), c0 (eV/Å^2), c1 (eV/Å^3), c2 (eV/Å^4), B (eV/Å^3), alpha
+    (1/Å), b0 (Å), and cutoff, the largest of d, c, b0 (Å)."""
+
+    A: float
+    d: float
+    c: float
+    c0: float
+    c1: float
+    c2: float
+    B: float
+    alpha: float
+    b0: float
+    cutoff: float
 
 
 @jit
 def fs_density(r, params):
     """Density function phi(r) (Å^2) and phi'(r) (Å) at r >= 0 (Å); zero at r >= d."""
-    t = r - params[D]
+    t = r - params.d
     if t >= 0.0:
         return 0.0, 0.0
     return t * t, 2.0 * t
@@ -48,17 +61,17 @@ def fs_pair(r, params):
     """Pair potential V(r) (eV) and V'(r) (eV/Å) at r >= 0 (Å); zero at r >= max(c, b0)."""
     v = 0.0
     dv = 0.0
-    t = r - params[C]
+    t = r - params.c
     if t < 0.0:
-        poly = params[C0] + r * (params[C1] + r * params[C2])
-        dpoly = params[C1] + 2.0 * params[C2] * r
+        poly = params.c0 + r * (params.c1 + r * params.c2)
+        dpoly = params.c1 + 2.0 * params.c2 * r
         v = t * t * poly
         dv = t * (2.0 * poly + t * dpoly)
-    s = params[B0] - r
+    s = params.b0 - r
     if s > 0.0:
-        bexp = params[B] * np.exp(-params[ALPHA] * r)
+        bexp = params.B * np.exp(-params.alpha * r)
         v += bexp * s * s * s
-        dv -= bexp * s * s * (3.0 + params[ALPHA] * s)
+        dv -= bexp * s * s * (3.0 + params.alpha * s)
     return v, dv
 
 
@@ -72,14 +85,14 @@ def fs_embedding(rho, params):
     if rho <= 0.0:
         return 0.0, 0.0
     root = np.sqrt(rho)
-    return -params[A] * root, -0.5 * params[A] / root
+    return -params.A * root, -0.5 * params.A / root
 
 
 @jit
 def fs_densities(natoms, i, j, rij, params):
     """Densities rho_i = sum_j phi(r_ij) (Å^2), float64 (N,), over a full list (i, j, rij)."""
     rho = np.zeros(natoms)
-    cutsq = params[D] * params[D]
+    cutsq = params.d * params.d
     for p in range(i.shape[0]):
         dx, dy, dz = rij[p, 0], rij[p, 1], rij[p, 2]
         rsq = dx * dx + dy * dy + dz * dz
@@ -123,7 +136,7 @@ def fs_energy_forces(natoms, i, j, rij, params):
         energies[a], dfdrho[a] = fs_embedding(rho[a], params)
     forces = np.zeros((natoms, 3))
     wxx = wyy = wzz = wyz = wxz = wxy = 0.0
-    cutsq = params[CUTOFF] * params[CUTOFF]
+    cutsq = params.cutoff * params.cutoff
     for p in range(i.shape[0]):
         dx, dy, dz = rij[p, 0], rij[p, 1], rij[p, 2]
         rsq = dx * dx + dy * dy + dz * dz

@@ -84,12 +84,10 @@ class FinnisSinclairW:
         return max(self.c, self.d, self.b0)
 
     def kernel_params(self):
-        """float64 (N_PARAMS,) in the layout of :mod:`emtool.kernels.finnis_sinclair`."""
-        p = np.empty(_k.N_PARAMS)
-        p[[_k.A, _k.D, _k.C, _k.C0, _k.C1, _k.C2, _k.B, _k.ALPHA, _k.B0, _k.CUTOFF]] = (
+        """The kernels' ``FinnisSinclairParams`` (:mod:`emtool.kernels.finnis_sinclair`)."""
+        return _k.FinnisSinclairParams(*(float(v) for v in (
             self.A, self.d, self.c, self.c0, self.c1, self.c2, self.B, self.alpha, self.b0,
-            self.cutoff)
-        return p
+            self.cutoff)))
 
     def evaluate(self, atoms):
         """Energy, per-atom energies, forces and (fully periodic cells) stress of ``atoms``.
