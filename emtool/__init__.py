@@ -111,13 +111,16 @@ def nve(potential, protocol=None, atoms=None, trajectory=None, progress=None):
                                trajectory, progress)
 
 
-def compare(reference, *others, params=None, seed=0, workers=1):
+def compare(reference, *others, params=None, components=(0, 1, 2), max_environments=100_000,
+            seed=0, workers=1):
     """Datasets ``others`` against the dataset ``reference`` in descriptor space (paper
-    Fig. 2, 6): distributions, whitened broadening, PCA, entropy, coverage, structure types
-    (``emtool.analysis.compare.Comparison``); ``params`` default twojmax 8, bzeroflag 0."""
+    Fig. 2, 6): distributions (of the bispectrum columns ``components``), whitened
+    broadening, PCA, entropy, coverage (on up to ``max_environments`` environments a set),
+    structure types (``emtool.analysis.compare.Comparison``); ``params`` default twojmax 8,
+    bzeroflag 0."""
     from emtool.analysis.compare import compare_datasets
     return compare_datasets([reference, *others], params or SnapParams(bzeroflag=0),
-                            seed=seed, workers=workers)
+                            components, max_environments, seed, workers)
 
 
 def __getattr__(name):

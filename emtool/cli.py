@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
+import emtool
 from emtool.potentials.nn import ACTIVATIONS, ARCHITECTURES, LAMMPS_ACTIVATIONS
-from emtool.errors import EmtoolError
+from emtool.errors import EmtoolError, interrupted
 from emtool.files import StagedFile
 from emtool.descriptors.params import SnapParams
 
@@ -53,7 +54,7 @@ class EmtoolGroup(click.Group):
 
 def _one_line(err, command):
     """The CliError (or, for a bug, exit code 3) that tells a user what went wrong."""
-    if _interrupted(err):
+    if interrupted(err):
         return CliError(f"{command} interrupted; "
                         + INTERRUPTED.get(command, "no existing file was changed"))
     if isinstance(err, EmtoolError):
@@ -66,16 +67,6 @@ def _one_line(err, command):
                    "rerun with 'emtool --debug' for the traceback and report it")
     bug.exit_code = 3
     return bug
-
-
-def _interrupted(err):
-    """Whether ``err`` is Ctrl-C, also as the cause of another error (Numba turns a
-    KeyboardInterrupt raised inside compiled code into a SystemError)."""
-    while err is not None:
-        if isinstance(err, KeyboardInterrupt):
-            return True
-        err = err.__cause__ or err.__context__
-    return False
 
 
 def os_error_message(err):
@@ -290,7 +281,7 @@ def generate(count, output, seed, workers, scheduler, element, atomic_volume, vo
     """
     from dataclasses import replace
 
-    from emtool.generator.generate import GeneratorParams, generate_dataset
+    from emtool.generator.generate import GeneratorParams
     material = GeneratorParams.for_element(element, atomic_volume, exclusion_radius)
     volumes = (tuple(v / material.atomic_volume for v in volume_range) if volume_range
                else material.box_volumes)
@@ -298,7 +289,7 @@ def generate(count, output, seed, workers, scheduler, element, atomic_volume, vo
                      max_steps=max_steps, fmax=fmax)
     with click.progressbar(length=count, label="generate", show_eta=True, show_pos=True,
                            file=sys.stderr) as bar:
-        summary = generate_dataset(output, count, seed, params, workers, scheduler,
+        summary = emtool.generate(output, count, seed, params, workers, scheduler,
                                    progress=lambda done, total: bar.update(1))
     new = summary["new"]
     rate = new / summary["seconds"] if summary["seconds"] > 0 else float("nan")
@@ -362,15 +353,13 @@ def label(dataset, output, potential, calc_args, command, timeout, workers, sche
     and the journal folder beside it (emtool datasets). Failed calculations are stored with
     their error message and retried with --retry-failed; the exit code is 1 when any failed.
     """
-    from emtool.labeling.label import label_dataset, labeler_from_options
     if output and not (Path(output).exists() and Path(dataset).exists()
                        and Path(output).resolve() == Path(dataset).resolve()):
         check_output(output, overwrite)       # -o DATASET is the in-place default
-    spec = labeler_from_options(potential, calc_args, command, timeout)
     progress = _LazyProgress("label")  # opens on the first result: input errors stay one line
     try:
-        summary = label_dataset(dataset, spec, output, workers, scheduler, relabel,
-                                retry_failed, progress)
+        summary = emtool.label(dataset, potential, output, calc_args, command, timeout, workers,
+                               scheduler, relabel, retry_failed, progress)
     finally:
         progress.close()
     click.echo(f"{output or dataset}: {summary['labeled']} labeled, {summary['failed']} failed, "
@@ -541,7 +530,6 @@ def fit(train, output, model, twojmax, rcutfac, energy_weight, force_weight, str
     (PyTorch, the paper's protocol; needs the nn extra) on the labeled configurations of TRAIN.
     A network job writes OUTPUT.checkpoint.pt as it goes; rerunning the same command resumes.
     """
-    from emtool.fitting.snap import fit_dataset
     from emtool.fitting.weights import GroupWeights, UniformWeights
     from emtool.data.snapfiles import ZBLSpec
     reject_options_of_other_model(click.get_current_context(), model)
@@ -556,8 +544,9 @@ def fit(train, output, model, twojmax, rcutfac, energy_weight, force_weight, str
     else:
         weights = UniformWeights(GroupWeights(energy_weight, 1.0 if force_weight is None
                                                else force_weight, stress_weight))
-        meta = fit_dataset(train, output, model, params, weights, spec, ridge, validation, seed,
-                           groups, fitsnap_input, workers)
+        meta = emtool.fit(train, output, model, params, weights=weights, zbl=spec, ridge=ridge,
+                          validation=validation, seed=seed, validation_groups=groups,
+                          fitsnap_input=fitsnap_input, workers=workers)
     for part, m in meta["metrics"].items():
         click.echo(f"{part}: {m['configs']} configurations, energy RMSE {m['energy_rmse']:.4g} "
                    f"eV/atom, force RMSE {m['force_rmse']:.4g} eV/Å")
@@ -567,7 +556,7 @@ def fit(train, output, model, twojmax, rcutfac, energy_weight, force_weight, str
 def _fit_network(train, output, model, params, zbl, groups, energy_weight, force_weight, seed,
                  workers, activation, epochs, batch_size, learning_rate, split, descriptors,
                  threads):
-    from emtool.fitting.networks import TrainingSettings, fit_network_dataset
+    from emtool.fitting.networks import TrainingSettings
     try:
         fractions = tuple(float(f) for f in split.split(","))
     except ValueError:
@@ -588,8 +577,9 @@ def _fit_network(train, output, model, params, zbl, groups, energy_weight, force
                        f"validation loss {record['validation_loss']:.4g}, "
                        f"lr {record['learning_rate']:.3g}, {record['seconds']:.2f} s/epoch",
                        err=True)
-    return fit_network_dataset(train, output, settings, params, zbl, groups, descriptors,
-                               workers, progress, threads)
+    return emtool.fit(train, output, model, params, settings=settings, zbl=zbl,
+                      test_groups=groups, descriptors=descriptors, workers=workers,
+                      on_epoch=progress, threads=threads)
 
 
 @main.command()
@@ -742,8 +732,7 @@ def nve(potential, timesteps, temperature, duration, samples, equilibration, see
     A run whose temperature exceeds 10x the larger of its start and 1000 K is marked diverged;
     the exit code is then 1."""
     import json
-    from emtool.potentials.calculators import load_potential
-    from emtool.dynamics.md import (NVEProtocol, energy_conservation, format_table, plot_energy_conservation)
+    from emtool.dynamics.md import NVEProtocol, format_table, plot_energy_conservation
     from emtool.errors import MDError
     for path in (plot, trajectory):
         if path:
@@ -757,11 +746,10 @@ def nve(potential, timesteps, temperature, duration, samples, equilibration, see
             from None
     protocol = NVEProtocol(timesteps=steps, temperature=temperature, duration=duration,
                            samples=samples, equilibration=equilibration, seed=seed)
-    model = load_potential(potential)
     atoms = _read_structure(structure) if structure else None
     progress = _LazyProgress("nve")
     try:
-        result = energy_conservation(model, protocol, atoms, trajectory, progress)
+        result = emtool.nve(potential, protocol, atoms, trajectory, progress)
     except MDError as err:
         raise CliError(f"equilibration failed: {err}") from None
     finally:
@@ -833,8 +821,8 @@ def md(structure, potential, ensemble, timestep, steps, temperature, tau, seed, 
                          tau if ensemble == "nvt" else None, seed, thermo_every, trajectory,
                          trajectory_every, thermo, progress)
         keep = True
-    except (KeyboardInterrupt, EmtoolError):
-        keep = True
+    except BaseException as err:
+        keep = interrupted(err) or isinstance(err, EmtoolError)
         raise
     finally:
         progress.close()
@@ -876,15 +864,14 @@ def compare(reference, others, twojmax, rcutfac, components, outdir, as_json, wo
     local structure types; report in OUTPUT/compare.md.
     """
     import json
-    from emtool.analysis.compare import compare_datasets
     from emtool.analysis.compare_report import write_report
     try:
         columns = [int(c) for c in components.split(",") if c.strip()]
     except ValueError:
         raise CliError(f"--components must be comma-separated integers, got {components!r}") from None
     params = SnapParams(twojmax=twojmax, rcutfac=rcutfac, bzeroflag=0)
-    result = compare_datasets([reference, *others], params, columns, max_environments, seed,
-                              workers)
+    result = emtool.compare(reference, *others, params=params, components=columns,
+                            max_environments=max_environments, seed=seed, workers=workers)
     report = write_report(result, outdir)
     if as_json:
         click.echo(json.dumps(result.summary, indent=1))
@@ -924,12 +911,11 @@ def select_(pool, count, output, method, existing, twojmax, rcutfac, seed, worke
     works on atomic environments (standardized bispectrum descriptors), the picks are
     configurations, given the training sets already held (--existing). Each picked
     configuration keeps its pool index and gains selection_rank and selection_score."""
-    from emtool.analysis.select import select_dataset
     check_output(output, overwrite, (pool, *existing))
     params = SnapParams(twojmax=twojmax, rcutfac=rcutfac, bzeroflag=0)
     progress = _LazyProgress("select")
     try:
-        summary = select_dataset(pool, count, output, method, existing, params, seed, workers,
+        summary = emtool.select(pool, count, output, method, existing, params, seed, workers,
                                  scheduler, progress)
     finally:
         progress.close()

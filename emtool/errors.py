@@ -25,3 +25,13 @@ class DatasetError(EmtoolError, ValueError):
 
 class MDError(EmtoolError, RuntimeError):
     """The dynamics failed: the potential gave non-finite energy or forces."""
+
+
+def interrupted(err):
+    """Whether ``err`` is Ctrl-C (``KeyboardInterrupt``), also as the cause of another error:
+    Numba turns a KeyboardInterrupt raised inside compiled code into a ``SystemError``."""
+    while err is not None:
+        if isinstance(err, KeyboardInterrupt):
+            return True
+        err = err.__cause__ or err.__context__
+    return False

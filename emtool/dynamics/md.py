@@ -37,7 +37,7 @@ from ase.build import bulk
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from emtool import plots
-from emtool.errors import EmtoolError, MDError, ParameterError, StructureError
+from emtool.errors import EmtoolError, MDError, ParameterError, StructureError, interrupted
 from emtool.files import StagedFile
 from emtool.kernels.verlet import csvr_factor, kinetic_energy, verlet_drift, verlet_kick
 from emtool.descriptors.neighbors import check_overlap
@@ -343,7 +343,7 @@ class TrajectoryWriter:
         return self
 
     def __exit__(self, kind, error, traceback):
-        self.close(keep=kind is None or issubclass(kind, (KeyboardInterrupt, EmtoolError)))
+        self.close(keep=error is None or interrupted(error) or isinstance(error, EmtoolError))
 
 
 def _stride(total, updates=200):
