@@ -36,9 +36,9 @@ from bench_snap import best_time, first_call_seconds, structure
 from emtool.potentials.calculators import load_potential
 from emtool.kernels.snap import beta_forces_kernel
 from emtool.kernels.verlet import kinetic_energy, verlet_drift, verlet_kick
-from emtool.dynamics.md import (MDSystem, NVEProtocol, PAPER_TIMESTEPS, bcc_tungsten,
-                       energy_conservation, equilibrate, loglog_slope, maxwell_boltzmann,
-                       nve_init, nve_step)
+from emtool.dynamics.integrators import MDSystem, maxwell_boltzmann, nve_init, nve_step
+from emtool.dynamics.nve import (NVEProtocol, PAPER_TIMESTEPS, bcc_tungsten, energy_conservation,
+                                 equilibrate, loglog_slope)
 from emtool.descriptors.snap import kernel_inputs, scatter_pair_forces, snap_pairs
 from emtool.parallel import n_chunks
 from emtool.potentials.zbl import ZBLPotential

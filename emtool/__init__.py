@@ -103,9 +103,9 @@ def evaluate(potential, data, workers=1):
 
 def nve(potential, protocol=None, atoms=None, trajectory=None, progress=None):
     """The paper's energy-conservation test (Eq. 2, Fig. 5) of ``potential`` (a spec):
-    ``protocol`` an ``emtool.dynamics.md.NVEProtocol`` (default the paper's), ``atoms`` the
+    ``protocol`` an ``emtool.dynamics.nve.NVEProtocol`` (default the paper's), ``atoms`` the
     start (default 16-atom BCC W). Returns the ΔH(δt) table and its log-log slope."""
-    from emtool.dynamics.md import NVEProtocol, energy_conservation
+    from emtool.dynamics.nve import NVEProtocol, energy_conservation
     from emtool.potentials.calculators import load_potential
     return energy_conservation(load_potential(potential), protocol or NVEProtocol(), atoms,
                                trajectory, progress)

@@ -732,7 +732,7 @@ def nve(potential, timesteps, temperature, duration, samples, equilibration, see
     A run whose temperature exceeds 10x the larger of its start and 1000 K is marked diverged;
     the exit code is then 1."""
     import json
-    from emtool.dynamics.md import NVEProtocol, format_table, plot_energy_conservation
+    from emtool.dynamics.nve import NVEProtocol, format_table, plot_energy_conservation
     from emtool.errors import MDError
     for path in (plot, trajectory):
         if path:

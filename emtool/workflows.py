@@ -13,7 +13,7 @@ from emtool.files import atomic_write
 from emtool.fitting.snap import fit_dataset
 from emtool.generator.generate import generate_dataset
 from emtool.labeling.label import label_dataset
-from emtool.dynamics.md import NVEProtocol, energy_conservation, plot_energy_conservation
+from emtool.dynamics.nve import NVEProtocol, energy_conservation, plot_energy_conservation
 from emtool.potentials.models import model_metadata
 from emtool.fitting.networks import TrainingSettings, fit_network_dataset
 from emtool.parallel import ProgressLog

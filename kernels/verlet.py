@@ -2,7 +2,7 @@
 
 Units are ASE's: positions in Å, velocities in Å per ASE time unit (Å sqrt(eV/amu)/Å), forces
 in eV/Å, masses in amu, so that a = F/m needs no constant and 1/2 m v^2 is in eV. The Python
-layer (:mod:`emtool.dynamics.md`) converts fs to ASE time once. One velocity-Verlet step of length dt
+layer (:mod:`emtool.dynamics.integrators`) converts fs to ASE time once. One velocity-Verlet step of length dt
 is the composition
 
     verlet_drift:  v(t + dt/2) = v(t) + dt/2 F(t)/m,   r(t + dt) = r(t) + dt v(t + dt/2)

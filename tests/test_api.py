@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 import emtool
 from emtool.cli import main
-from emtool.dynamics.md import NVEProtocol
+from emtool.dynamics.nve import NVEProtocol
 from emtool.generator.generate import GeneratorParams
 
 PARAMS = emtool.SnapParams(twojmax=2, bzeroflag=0)

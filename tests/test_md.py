@@ -1,4 +1,5 @@
-"""Molecular dynamics (emtool.dynamics.md, emtool.kernels.verlet) and the `emtool nve` / `emtool md`
+"""Molecular dynamics (emtool.dynamics: integrators, md, nve; emtool.kernels.verlet) and the
+`emtool nve` / `emtool md`
 commands: integrator kernels, units, thermostat statistics, reversibility, the dH ~ dt^2 law
 of paper Eq. 2 / Fig. 5, trajectory files and bad input."""
 import json
@@ -14,7 +15,11 @@ from scipy import constants
 from emtool.potentials.calculators import load_potential
 from emtool.cli import main
 from emtool.kernels.verlet import csvr_factor, kinetic_energy, verlet_drift, verlet_kick
-from emtool.dynamics.md import (CSVRThermostat, MDSystem, NVEProtocol, TrajectoryWriter, ase_time, bcc_tungsten, block_error, delta_h, energy_conservation, equilibrate, loglog_slope, maxwell_boltzmann, nve_init, nve_step, run, sample_steps)
+from emtool.dynamics.integrators import (CSVRThermostat, MDSystem, ase_time, maxwell_boltzmann,
+                                         nve_init, nve_step, run)
+from emtool.dynamics.md import TrajectoryWriter
+from emtool.dynamics.nve import (NVEProtocol, bcc_tungsten, block_error, delta_h,
+                                 energy_conservation, equilibrate, loglog_slope, sample_steps)
 from emtool.errors import MDError, ParameterError, StructureError
 from emtool.potentials.snap import SnapPotential
 
@@ -456,7 +461,8 @@ def test_atoms_thrown_together_mark_the_run_diverged():
     """Two atoms that meet (0.2 Å apart at step 100) end the run as diverged even though the
     temperature never changes."""
     from ase import Atoms, units
-    from emtool.dynamics.md import OVERLAP_CHECK_EVERY, run_md
+    from emtool.dynamics.integrators import OVERLAP_CHECK_EVERY
+    from emtool.dynamics.md import run_md
     from emtool.errors import MDError
     atoms = Atoms("W2", positions=[[0, 0, 0], [3.0, 0, 0]], cell=[10, 10, 10], pbc=True)
     atoms.set_velocities([[0.014 / units.fs, 0, 0], [-0.014 / units.fs, 0, 0]])

@@ -19,8 +19,9 @@ import pytest
 
 from emtool.potentials.calculators import load_potential
 from emtool.lammps import from_lammps_vectors, open_lammps, setup_atoms
-from emtool.dynamics.md import (MDSystem, NVEProtocol, ase_time, bcc_tungsten, block_error, delta_h,
-                       equilibrate, nve_init, nve_run, run, sample_steps)
+from emtool.dynamics.integrators import MDSystem, ase_time, nve_init, run
+from emtool.dynamics.nve import (NVEProtocol, bcc_tungsten, block_error, delta_h, equilibrate,
+                                 nve_run, sample_steps)
 
 
 def published_pair_commands(folder):
@@ -121,7 +122,7 @@ def test_nominal_fs_differs_by_the_unit_constants(published, hot_start):
 
 
 def lammps_nve_row(system, start, pair_commands, timestep, protocol):
-    """The dH row of :func:`emtool.dynamics.md.nve_run`, with LAMMPS doing the dynamics."""
+    """The dH row of :func:`emtool.dynamics.nve.nve_run`, with LAMMPS doing the dynamics."""
     lmp = LammpsNVE(system.snapshot(start), start.velocities, pair_commands, timestep)
     try:
         steps = max(1, round(protocol.duration / timestep))

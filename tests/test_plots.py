@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from emtool import plots
-from emtool.dynamics.md import plot_energy_conservation
+from emtool.dynamics.nve import plot_energy_conservation
 from emtool.errors import ParameterError
 
 PACKAGE = Path(plots.__file__).resolve().parent
@@ -96,7 +96,7 @@ def test_a_fresh_process_draws_every_figure_without_pyplot(tmp_path):
     setting stays unresolved (reading it through ``get_backend`` would import pyplot)."""
     script = f"""
 import sys
-import emtool, emtool.analysis.compare_report, emtool.analysis.evaluate, emtool.dynamics.md, emtool.workflows
+import emtool, emtool.analysis.compare_report, emtool.analysis.evaluate, emtool.dynamics.md, emtool.dynamics.nve, emtool.workflows
 assert "matplotlib" not in sys.modules, "importing emtool loads matplotlib"
 import matplotlib
 backend = dict.__getitem__(matplotlib.rcParams, "backend")

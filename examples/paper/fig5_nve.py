@@ -1,7 +1,7 @@
 """Paper Fig. 5: energy conservation dH(dt) (Eq. 2) of the type-A networks and linear SNAP
 trained on EM (D = 30), with the embedded reference for comparison: the paper's protocol
 (16-atom BCC W, 3000 K, NVE 7.5 ps per timestep, n = 1000 samples) through
-``emtool.dynamics.md.energy_conservation``. Writes out/fig5.json, out/fig5.md, out/fig5.png.
+``emtool.dynamics.nve.energy_conservation``. Writes out/fig5.json, out/fig5.md, out/fig5.png.
 
 ``EMTOOL_PAPER_TIMESTEPS`` (default 0.5,1,2,4,8,10,12 fs) sets the timesteps.
 
@@ -10,7 +10,7 @@ Run: python examples/paper/fig5_nve.py
 import os
 
 from emtool.potentials.calculators import load_potential
-from emtool.dynamics.md import NVEProtocol, energy_conservation
+from emtool.dynamics.nve import NVEProtocol, energy_conservation
 from study import OUT, fitted_model, log, write_json
 
 MODELS = ("linear", "nn:A1", "nn:A2", "nn:A3", "nn:A4", "nn:A5")
