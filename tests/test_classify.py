@@ -8,8 +8,8 @@ from ase.cluster import Icosahedron
 from ase.lattice.hexagonal import Graphite
 
 from emtool import StructureError
-from emtool.descriptors.structure_types import (STRUCTURE_TYPES, classify_atoms, classify_structures,
-                                    type_fractions)
+from emtool.descriptors.structure_types import (STRUCTURE_TYPES, classify_atoms,
+                                                classify_structures, type_fractions)
 
 CODE = {name: k for k, name in enumerate(STRUCTURE_TYPES)}
 

@@ -15,7 +15,9 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from emtool.data.dataset import (DatasetWriter, dataset_info, format_info, iter_dataset, journal_path, provenance_record, read_arrays, read_dataset, write_dataset)
+from emtool.data.dataset import (DatasetWriter, dataset_info, format_info, iter_dataset,
+                                 journal_path, provenance_record, read_arrays, read_dataset,
+                                 write_dataset)
 from emtool.errors import DatasetError, ParameterError
 
 

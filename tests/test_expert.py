@@ -7,9 +7,9 @@ import pytest
 from ase.neighborlist import neighbor_list
 
 import emtool
-from emtool.generator.expert import (DEFAULT_COUNTS, EXPERT_GROUPS, INDEX_STRIDE, MIN_DISTANCE, PLANES,
-                           SITES, SLIP_PLANES, VACUUM, ExpertSpec, _oriented, expert_config,
-                           expert_groups)
+from emtool.generator.expert import (DEFAULT_COUNTS, EXPERT_GROUPS, ExpertSpec, INDEX_STRIDE,
+                                     MIN_DISTANCE, PLANES, SITES, SLIP_PLANES, VACUUM, _oriented,
+                                     expert_config, expert_groups)
 from emtool.errors import ParameterError
 from emtool.potentials.reference import FinnisSinclairW
 

@@ -4,7 +4,8 @@ import pytest
 
 from conftest import central_difference
 from emtool.descriptors.entropy import descriptor_entropy
-from emtool.generator.generate import GeneratorParams, evaluate_potential, generate_one, random_start
+from emtool.generator.generate import (GeneratorParams, evaluate_potential, generate_one,
+                                       random_start)
 from emtool.kernels.entropy import entropy_and_gradient
 from emtool.descriptors.neighbors import neighbor_list_atoms
 

@@ -205,7 +205,8 @@ def network(reference):
     """A type A1 network (softplus, twojmax 4) trained for a few seconds on 80 snapshots of
     16-atom W from CSVR runs at 1000-4000 K, labeled by the reference potential."""
     from emtool import SnapParams
-    from emtool.fitting.networks import TrainingData, TrainingSettings, descriptor_record, train_network
+    from emtool.fitting.networks import (TrainingData, TrainingSettings, descriptor_record,
+                                         train_network)
     system = MDSystem(reference, bcc_tungsten())
     records = []
     for seed in range(4):

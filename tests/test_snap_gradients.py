@@ -6,8 +6,8 @@ from scipy.spatial.transform import Rotation
 from conftest import displaced_bcc, fd_forces, fd_stress, random_box
 from emtool import SnapParams
 from emtool.potentials.snap import voigt
-from emtool.descriptors.snap import (bispectrum, bispectrum_derivatives, scatter_pair_forces, snap_pair_forces,
-                         snap_pairs)
+from emtool.descriptors.snap import (bispectrum, bispectrum_derivatives, scatter_pair_forces,
+                                     snap_pair_forces, snap_pairs)
 
 
 def beta_energy(atoms, params, beta):

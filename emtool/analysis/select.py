@@ -44,7 +44,8 @@ from typing import NamedTuple
 import numpy as np
 
 from emtool.analysis.compare import dataset_descriptors
-from emtool.data.dataset import (dataset_info, provenance_record, read_arrays, read_dataset, write_dataset)
+from emtool.data.dataset import (dataset_info, provenance_record, read_arrays, read_dataset,
+                                 write_dataset)
 from emtool.errors import DatasetError, ParameterError
 from emtool.kernels.select import coverage_gains, nearest_within
 from emtool.descriptors.nearest import nearest_sq_distances

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from emtool.data.dataset import (dataset_info, iter_dataset, provenance_record, read_arrays, read_dataset, write_dataset)
+from emtool.data.dataset import (dataset_info, iter_dataset, provenance_record, read_arrays,
+                                 read_dataset, write_dataset)
 from emtool.errors import DatasetError
 
 #: The ASE index syntax ``parse_index`` accepts, for messages.
