@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 import emtool
+from emtool import plots
 from emtool.potentials.nn import ACTIVATIONS, ARCHITECTURES, LAMMPS_ACTIVATIONS
 from emtool.errors import EmtoolError, interrupted
 from emtool.files import StagedFile
@@ -98,9 +99,6 @@ def _positive(ctx, param, value):
         raise CliError(f"--{param.name.replace('_', '-')} must be finite and > 0, got {value}")
     return value
 
-
-#: File types of plots (matplotlib writes them without further options).
-PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
 #: ``fit`` options that apply to one kind of model only.
 SNAP_ONLY = ("ridge", "validation", "stress_weight", "fitsnap_input")
@@ -737,8 +735,8 @@ def nve(potential, timesteps, temperature, duration, samples, equilibration, see
     for path in (plot, trajectory):
         if path:
             check_output(path, overwrite, (structure, potential))
-    if plot and Path(plot).suffix.lower() not in PLOT_SUFFIXES:
-        raise CliError(f"--plot {plot}: the suffix must be one of {', '.join(PLOT_SUFFIXES)}")
+    if plot:
+        plots.check_path(plot)   # before the run, not after it
     try:
         steps = tuple(float(t) for t in timesteps.split(","))
     except ValueError:

@@ -165,15 +165,24 @@ def _figure(nrows=1, ncols=1, figsize=None, **subplots):
     return fig, fig.subplots(nrows, ncols, **subplots)
 
 
+def check_path(path):
+    """The format (png, pdf, svg, ...) that the suffix of ``path`` names; ``ParameterError``
+    when matplotlib cannot write it. Callers check before a long run."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    path = Path(path)
+    fmt = path.suffix[1:].lower()
+    if fmt not in FigureCanvasAgg.get_supported_filetypes():
+        raise ParameterError(f"{path}: the suffix names the plot's format, and matplotlib "
+                             f"cannot write {path.suffix or 'a file without one'}; use .png, "
+                             f".pdf or .svg")
+    return fmt
+
+
 def _save(fig, path, dpi=None):
     """Lay out ``fig`` and write it atomically to ``path`` in the format of its suffix
     (``dpi`` None: matplotlib's default)."""
     path = Path(path)
-    fmt = path.suffix[1:].lower()
-    if fmt not in fig.canvas.get_supported_filetypes():
-        raise ParameterError(f"{path}: the suffix names the plot's format, and matplotlib "
-                             f"cannot write {path.suffix or 'a file without one'}; use .png, "
-                             f".pdf or .svg")
+    fmt = check_path(path)
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi))
     return path
