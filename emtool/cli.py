@@ -529,7 +529,7 @@ def fit(train, output, model, twojmax, rcutfac, energy_weight, force_weight, str
     A network job writes OUTPUT.checkpoint.pt as it goes; rerunning the same command resumes.
     """
     from emtool.fitting.weights import GroupWeights, UniformWeights
-    from emtool.data.snapfiles import ZBLSpec
+    from emtool.potentials.zbl import ZBLSpec
     reject_options_of_other_model(click.get_current_context(), model)
     check_output(output, overwrite, (train, fitsnap_input, descriptors))
     params = SnapParams(twojmax=twojmax, rcutfac=rcutfac, bzeroflag=0)

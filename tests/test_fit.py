@@ -44,7 +44,7 @@ def test_fitsnap_ta_reference_fit_is_reproduced(shared_data):
     and errors (energy RMSE 0.380 eV/atom, force RMSE 0.161 eV/Å) within 1%."""
     from emtool.data.exchange import read_fitsnap_json
     from emtool.fitting.fitsnap_input import read_fitsnap_input
-    from emtool.data.snapfiles import read_snapcoeff
+    from emtool.potentials.snapfiles import read_snapcoeff
     folder = shared_data / "fitsnap_Ta_JCP2014"
     setup = read_fitsnap_input(folder / "Ta-example_20May21_Standard.in")
     images = read_fitsnap_json(setup.data_path)

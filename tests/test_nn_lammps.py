@@ -11,7 +11,7 @@ from emtool.lammps import lammps_potential
 from emtool.potentials.models import save_model
 from emtool.potentials.nn import NetworkPotential, architecture_layers
 from emtool.fitting.networks import build_network, network_coefficients
-from emtool.data.snapfiles import ZBLSpec
+from emtool.potentials.zbl import ZBLSpec
 
 
 def network_potential(params, architecture, activation, zbl=None, seed=0):

@@ -8,9 +8,10 @@ import pytest
 
 from emtool.descriptors.params import SnapParams, n_bispectrum
 from emtool.errors import ParameterError
-from emtool.data.snapfiles import (LAMMPS_DEFAULTS, ZBLSpec, ncoeffall, read_snap_include,
-                                   read_snap_model, read_snapcoeff, read_snapparam,
-                                   write_snap_model, write_snapcoeff, write_snapparam)
+from emtool.potentials.snapfiles import (LAMMPS_DEFAULTS, ncoeffall, read_snap_include,
+                                         read_snap_model, read_snapcoeff, read_snapparam,
+                                         write_snap_model, write_snapcoeff, write_snapparam)
+from emtool.potentials.zbl import ZBLSpec
 
 DATA = Path("/work/shared/data")
 W_DIR = DATA / "lammps_W_SNAP"

@@ -12,9 +12,8 @@ from ase import units
 
 from emtool.descriptors.params import SnapParams
 from emtool.errors import ParameterError
-from emtool.data.snapfiles import ZBLSpec
+from emtool.potentials.zbl import ZBLPotential, ZBLSpec
 from emtool.fitting.weights import GroupWeights
-from emtool.potentials.zbl import ZBLPotential
 
 KNOWN = {
     "BISPECTRUM": {"numtypes", "twojmax", "rcutfac", "rfac0", "rmin0", "wj", "radelem", "type",

@@ -24,11 +24,10 @@ from emtool.kernels.generator import EntropyTerms, entropy_potential, relax_entr
 from emtool.kernels.neighbors import neighbor_pairs_direct
 from emtool.kernels.snap import SnapSettings
 from emtool.kernels.snap_basis import snap_basis
-from emtool.parallel import run_indexed
+from emtool.parallel import run_indexed, single_thread
 from emtool.descriptors.params import SnapParams
 from emtool.errors import ParameterError
 from emtool.descriptors.snap import bispectrum
-from emtool.parallel import single_thread
 
 #: Reference volumes of W (Å^3): the paper's box volumes 470-990 Å^3 at 15.9 Å^3/atom.
 W_ATOMIC_VOLUME = 15.9

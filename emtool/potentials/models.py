@@ -31,7 +31,7 @@ from emtool.potentials.nn import NetworkPotential
 from emtool.descriptors.params import SnapParams
 from emtool.errors import ParameterError
 from emtool.potentials.snap import SnapPotential
-from emtool.data.snapfiles import ZBLSpec
+from emtool.potentials.zbl import ZBLSpec
 
 MODEL_FORMAT = "emtool-model"
 MODEL_VERSION = 1

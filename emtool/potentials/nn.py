@@ -32,7 +32,8 @@ from emtool.descriptors.params import SnapParams
 from emtool.errors import ParameterError
 from emtool.descriptors.snap import bispectrum_from_pairs, snap_pair_forces, snap_pairs
 from emtool.potentials.snap import DescriptorPotential
-from emtool.data.snapfiles import ZBLSpec, UNSAFE_NAME, check_expressible, lammps_number
+from emtool.potentials.snapfiles import UNSAFE_NAME, check_expressible, lammps_number
+from emtool.potentials.zbl import ZBLSpec
 
 #: Hidden-layer widths of the paper's Fig. 7 networks, input side first.
 ARCHITECTURES = {

@@ -16,10 +16,10 @@ from emtool.descriptors.params import SnapParams
 from emtool.errors import ParameterError
 from emtool.descriptors.snap import (bispectrum_from_pairs, scatter_pair_forces, snap_pair_forces,
                                      snap_pairs)
-from emtool.data.snapfiles import (ZBLSpec, ncoeffall, read_snap_include, read_snap_model,
-                              write_snap_model)
+from emtool.potentials.snapfiles import (ncoeffall, read_snap_include, read_snap_model,
+                                         write_snap_model)
+from emtool.potentials.zbl import ZBLPotential, ZBLSpec
 from emtool.structure import voigt
-from emtool.potentials.zbl import ZBLPotential
 
 
 def quadratic_matrix(coeffs, d):

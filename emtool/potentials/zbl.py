@@ -6,6 +6,7 @@ between r_inner = 4.0 Å and r_outer = 4.8 Å (``pair_style zbl 4.0 4.8``,
 :mod:`emtool.kernels.zbl`, which evaluates it.
 """
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,6 +24,35 @@ ANGSTROM_METAL = 1.0
 #: ZBL screening length constants (LAMMPS ``pair_zbl_const.h``): a = A0 / (Zi^PZBL + Zj^PZBL).
 PZBL = 0.23
 A0 = 0.46850
+
+
+@dataclass(frozen=True)
+class ZBLSpec:
+    """Ziegler-Biersack-Littmark repulsion overlaid on SNAP (LAMMPS ``pair_style zbl``).
+
+    The ZBL pair energy of nuclear charges z_a, z_b is switched smoothly to zero between
+    ``r_inner`` and ``r_outer`` (Å); it applies to every pair of elements.
+
+    Attributes
+    ----------
+    r_inner, r_outer : float
+        Switching interval (Å), 0 < r_inner <= r_outer.
+    z : tuple of float
+        Nuclear charge of each element, in the order of ``SnapParams.elements``.
+    """
+
+    r_inner: float
+    r_outer: float
+    z: tuple
+
+    def __post_init__(self):
+        object.__setattr__(self, "r_inner", float(self.r_inner))
+        object.__setattr__(self, "r_outer", float(self.r_outer))
+        object.__setattr__(self, "z", tuple(float(z) for z in self.z))
+        if not 0 < self.r_inner <= self.r_outer < math.inf:
+            raise ParameterError(f"ZBL needs 0 < r_inner <= r_outer, got {self.r_inner}, {self.r_outer}")
+        if not self.z or not all(0 < z < math.inf for z in self.z):
+            raise ParameterError(f"ZBL needs a positive nuclear charge per element, got {self.z}")
 
 
 def zbl_coefficients(z_i, z_j, r_inner, r_outer):
@@ -69,7 +99,7 @@ def zbl_coefficients(z_i, z_j, r_inner, r_outer):
 class ZBLPotential:
     """ZBL repulsion alone as an emtool potential (``evaluate(atoms) -> dict``).
 
-    ``spec`` is a ``emtool.data.snapfiles.ZBLSpec`` (r_inner, r_outer, z per element) and
+    ``spec`` is a ``ZBLSpec`` (r_inner, r_outer, z per element) and
     ``elements`` the element order of its charges (empty: one species). Used overlaid on
     SNAP (``SnapPotential``) and as the reference subtracted before fitting (FitSNAP's
     ``pair_style hybrid/overlay zero ... zbl ...``).

@@ -36,6 +36,7 @@ import numpy as np
 
 from emtool.descriptors.params import FIXED_KEYWORDS, SnapParams, n_bispectrum
 from emtool.errors import ParameterError
+from emtool.potentials.zbl import ZBLSpec
 
 #: PairSNAP defaults of the optional ``.snapparam`` keywords.
 LAMMPS_DEFAULTS = {"rfac0": 0.99363, "rmin0": 0.0, "switchflag": 1, "bzeroflag": 1,
@@ -60,35 +61,6 @@ def ncoeffall(twojmax, quadraticflag):
     """Coefficients per element of a SNAP model: 1 + D, plus D(D+1)/2 when quadratic."""
     d = n_bispectrum(twojmax)
     return 1 + d + (d * (d + 1) // 2 if quadraticflag else 0)
-
-
-@dataclass(frozen=True)
-class ZBLSpec:
-    """Ziegler-Biersack-Littmark repulsion overlaid on SNAP (LAMMPS ``pair_style zbl``).
-
-    The ZBL pair energy of nuclear charges z_a, z_b is switched smoothly to zero between
-    ``r_inner`` and ``r_outer`` (Å); it applies to every pair of elements.
-
-    Attributes
-    ----------
-    r_inner, r_outer : float
-        Switching interval (Å), 0 < r_inner <= r_outer.
-    z : tuple of float
-        Nuclear charge of each element, in the order of ``SnapParams.elements``.
-    """
-
-    r_inner: float
-    r_outer: float
-    z: tuple
-
-    def __post_init__(self):
-        object.__setattr__(self, "r_inner", float(self.r_inner))
-        object.__setattr__(self, "r_outer", float(self.r_outer))
-        object.__setattr__(self, "z", tuple(float(z) for z in self.z))
-        if not 0 < self.r_inner <= self.r_outer < math.inf:
-            raise ParameterError(f"ZBL needs 0 < r_inner <= r_outer, got {self.r_inner}, {self.r_outer}")
-        if not self.z or not all(0 < z < math.inf for z in self.z):
-            raise ParameterError(f"ZBL needs a positive nuclear charge per element, got {self.z}")
 
 
 @dataclass(frozen=True, eq=False)
