@@ -268,13 +268,13 @@ def dataset_info(path):
     }
 
 
-def format_info(info):
-    """Human-readable text of a ``dataset_info`` dict (what ``emtool info`` prints)."""
+def summary_lines(info, title):
+    """Lines of text, after ``title``, of the counts, labels, volumes, energies, elements and
+    groups in ``info`` (a ``dataset_info`` dict, or ``exchange.structures_info``'s)."""
     def span(values, fmt, unit=""):
         return "none" if values is None else f"{values[0]:{fmt}} to {values[1]:{fmt}}{unit}"
 
-    lines = [f"{info['path']}: emtool dataset, format {info['format_version']}, "
-             f"written by emtool {info['emtool_version']}",
+    lines = [title,
              f"configurations: {info['configs']} ({info['atoms']} atoms, natoms "
              f"{span(info['natoms'], 'd')})",
              f"labels: {info['labeled_configs']} with energy, {info['configs_with_forces']} with "
@@ -287,7 +287,14 @@ def format_info(info):
              f"groups ({len(info['groups'])}):"]
     names = {name: name or "(none)" for name in info["groups"]}
     width = max(map(len, names.values()), default=0)
-    lines += [f"  {names[name]:<{width}}  {count}" for name, count in info["groups"].items()]
+    return lines + [f"  {names[name]:<{width}}  {count}" for name, count in info["groups"].items()]
+
+
+def format_info(info):
+    """Human-readable text of a ``dataset_info`` dict (what ``emtool info`` prints)."""
+    lines = summary_lines(info, f"{info['path']}: emtool dataset, format "
+                                f"{info['format_version']}, written by emtool "
+                                f"{info['emtool_version']}")
     lines.append(f"parameters: {_dumps(info['parameters'])}")
     lines.append(f"provenance ({len(info['provenance'])} records):")
     lines += [f"  {r.get('time', '?')}  {r.get('action', '?')}"

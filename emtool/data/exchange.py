@@ -35,7 +35,7 @@ from ase.io.extxyz import (key_val_dict_to_str, key_val_str_to_dict, per_atom_pr
                            per_config_properties)
 from ase.stress import full_3x3_to_voigt_6_stress, voigt_6_to_full_3x3_stress
 
-from emtool.data.dataset import provenance_record, read_dataset, write_dataset
+from emtool.data.dataset import provenance_record, read_dataset, summary_lines, write_dataset
 from emtool.errors import DatasetError, ParameterError, StructureError
 from emtool.files import atomic_write, fsync_path
 from emtool.structure import check_structure
@@ -838,25 +838,10 @@ def format_structures_info(info):
     """Human-readable text of a ``structures_info`` dict, in the layout of
     ``emtool.data.dataset.format_info`` (what ``emtool info`` prints for a file that is not a
     dataset)."""
-    def span(values, fmt, unit=""):
-        return "none" if values is None else f"{values[0]:{fmt}} to {values[1]:{fmt}}{unit}"
-
     keys = f", labels under {info['keys']} names ({', '.join(KEYS[info['keys']].values())})" \
         if info["keys"] else ""
-    lines = [f"{info['path']}: {info['format']} file, not an emtool dataset{keys}",
-             f"configurations: {info['configs']} ({info['atoms']} atoms, natoms "
-             f"{span(info['natoms'], 'd')})",
-             f"labels: {info['labeled_configs']} with energy, {info['configs_with_forces']} with "
-             f"forces, {info['configs_with_stress']} with stress",
-             f"periodic: {info['periodic_configs']}, volume "
-             f"{span(info['volume'], '.2f', ' Å^3')}, per atom "
-             f"{span(info['volume_per_atom'], '.3f', ' Å^3')}",
-             f"energy per atom: {span(info['energy_per_atom'], '.6g', ' eV')}",
-             f"elements: {' '.join(info['elements']) or 'none'}",
-             f"groups ({len(info['groups'])}):"]
-    names = {name: name or "(none)" for name in info["groups"]}
-    width = max(map(len, names.values()), default=0)
-    lines += [f"  {names[name]:<{width}}  {count}" for name, count in info["groups"].items()]
+    lines = summary_lines(info, f"{info['path']}: {info['format']} file, not an emtool "
+                                f"dataset{keys}")
     if info["not_kept"]:
         lines.append(f"not imported: {', '.join(info['not_kept'])}")
     return "\n".join(lines)
