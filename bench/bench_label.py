@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from emtool import write_dataset
-from emtool.generator.generate import GeneratorParams, random_start
+from emtool.generator.generate import GeneratorParams
+from emtool.generator.starts import random_start
 from emtool.labeling.label import label_dataset
 
 

@@ -265,16 +265,22 @@ def run(output, count, workers, epochs):
 @click.option("--sign", type=click.Choice(["both", "max", "min"]), default="both",
               show_default=True,
               help="both: even indices maximize S (K > 0), odd minimize it (K < 0).")
+@click.option("--min-start", type=click.Choice(["lattice", "random"]), default="lattice",
+              show_default=True,
+              help="Start of the K < 0 configurations: a crystal (bcc, fcc, sc or diamond) with "
+                   "1-2 vacancies and random displacements in a tetragonal box of random volume "
+                   "(docs/generator.md), or the paper's random start.")
 @click.option("--max-steps", type=int, default=200, show_default=True,
               help="FIRE step budget of the entropy stage.")
 @click.option("--fmax", type=float, default=0.05, show_default=True,
               help="FIRE stops when the largest force is below this (eV/Å).")
 def generate(count, output, seed, workers, scheduler, element, atomic_volume, volume_range,
-             natoms, exclusion_radius, k_weight, sign, max_steps, fmax):
+             natoms, exclusion_radius, k_weight, sign, min_start, max_steps, fmax):
     """Generate entropy-optimized configurations (paper Eq. 1, Fig. 6) into an HDF5 dataset.
 
-    Each start is a random tetragonal box with random positions, relaxed by FIRE at fixed cell
-    on V = V_rep - K S of the twojmax-2 bispectrum entropy. Interrupt any time (even kill -9)
+    Each start is a random tetragonal box with random positions (K > 0) or a defective
+    crystal (K < 0, --min-start), relaxed by FIRE at fixed cell on V = V_rep - K S of the
+    twojmax-2 bispectrum entropy. Interrupt any time (even kill -9)
     and rerun the same command to resume.
     """
     from dataclasses import replace
@@ -284,7 +290,7 @@ def generate(count, output, seed, workers, scheduler, element, atomic_volume, vo
     volumes = (tuple(v / material.atomic_volume for v in volume_range) if volume_range
                else material.box_volumes)
     params = replace(material, box_volumes=volumes, natoms=tuple(natoms), K=k_weight, sign=sign,
-                     max_steps=max_steps, fmax=fmax)
+                     min_start=min_start, max_steps=max_steps, fmax=fmax)
     with click.progressbar(length=count, label="generate", show_eta=True, show_pos=True,
                            file=sys.stderr) as bar:
         summary = emtool.generate(output, count, seed, params, workers, scheduler,

@@ -1,13 +1,17 @@
 """Entropy-optimized generation: gradients, estimator agreement, and the generator's behavior."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from conftest import central_difference
 from emtool.descriptors.entropy import descriptor_entropy
-from emtool.generator.generate import (GeneratorParams, evaluate_potential, generate_one,
-                                       random_start)
+from emtool.generator.generate import GeneratorParams, evaluate_potential, generate_one
+from emtool.generator.starts import lattice_start, random_start
 from emtool.kernels.entropy import entropy_and_gradient
 from emtool.descriptors.neighbors import neighbor_list_atoms
+from emtool.descriptors.structure_types import STRUCTURE_TYPES, classify_atoms
+from emtool.errors import ParameterError
 
 PARAMS = GeneratorParams().with_descriptor_scale()
 
@@ -82,3 +86,70 @@ def test_configuration_is_a_pure_function_of_seed_and_index(generated):
     np.testing.assert_array_equal(again.positions, generated[5].positions)
     assert again.info == generated[5].info
     assert not np.array_equal(generate_one(PARAMS, 12, 5).positions, generated[5].positions)
+
+
+def crystalline_fractions(atoms):
+    """{structure type: fraction of the atoms} by emtool's adaptive CNA."""
+    kinds = classify_atoms(atoms)
+    return {name: float(np.mean(kinds == k)) for k, name in enumerate(STRUCTURE_TYPES)}
+
+
+def test_lattice_start_without_defects_is_the_named_crystal():
+    params = replace(PARAMS, lattice_vacancies=(0, 0), lattice_noise=0.0)
+    seen = set()
+    for k in range(30):
+        atoms = lattice_start(params, np.random.default_rng(k))
+        lattice = atoms.info["start"].split("<")[0]
+        seen.add(lattice)
+        assert crystalline_fractions(atoms)[lattice] == 1.0, atoms.info["start"]
+        a, b, c = atoms.cell.lengths()
+        assert a == pytest.approx(b) and 0.5 <= c / a <= 2.0
+        assert np.allclose(atoms.cell.angles(), 90.0)
+        assert 470 <= atoms.get_volume() <= 990 and 32 <= len(atoms) <= 40
+    assert {"bcc", "fcc"} <= seen
+
+
+def test_lattice_start_leaves_vacancies_and_is_reproducible():
+    for k in range(20):
+        atoms = lattice_start(PARAMS, np.random.default_rng(k))
+        start = atoms.info["start"]
+        empty = int(start.split(", ")[1].split()[0])
+        assert empty in (1, 2) or start.startswith("diamond"), start
+        assert 32 <= len(atoms) <= 40
+        again = lattice_start(PARAMS, np.random.default_rng(k))
+        np.testing.assert_array_equal(again.positions, atoms.positions)
+
+
+def test_entropy_minimized_half_is_mostly_crystalline_with_defects(generated):
+    crystalline = ("bcc", "fcc", "hcp", "sc", "diamond")
+    by_sign = {1: [], -1: []}
+    for atoms in generated:
+        fractions = crystalline_fractions(atoms)
+        by_sign[int(np.sign(atoms.info["K"]))].append(
+            (sum(fractions[t] for t in crystalline), max(fractions[t] for t in crystalline)))
+    ordered, disordered = np.array(by_sign[-1]), np.array(by_sign[1])
+    assert ordered[:, 0].mean() >= 0.5          # docs/generator.md: targets of the K < 0 half
+    assert np.mean(ordered[:, 1] >= 0.98) <= 0.2
+    assert disordered[:, 0].mean() <= 0.2
+
+
+def test_random_min_start_is_the_papers_start():
+    params = replace(PARAMS, min_start="random")
+    atoms = generate_one(params, 11, 1)
+    assert atoms.info["start"] == "random" and atoms.info["K"] < 0
+    assert generate_one(PARAMS, 11, 1).info["start"] != "random"
+    np.testing.assert_array_equal(generate_one(params, 11, 0).positions,
+                                  generate_one(PARAMS, 11, 0).positions)
+
+
+@pytest.mark.parametrize("field, value", [("min_start", "crystal"), ("lattice_vacancies", (2, 1)),
+                                          ("lattice_vacancies", (-1, 1)), ("lattice_noise", -0.1)])
+def test_bad_lattice_start_parameters_are_refused(field, value):
+    with pytest.raises(ParameterError, match=field):
+        replace(GeneratorParams(), **{field: value})
+
+
+def test_no_fitting_supercell_is_refused():
+    params = replace(PARAMS, natoms=(37, 37), aspect=(1.9, 2.0))
+    with pytest.raises(ParameterError, match="min_start='random'"):
+        lattice_start(params, np.random.default_rng(0))

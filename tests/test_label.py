@@ -14,7 +14,8 @@ from conftest import displaced_bcc
 from emtool import read_dataset, write_dataset
 from emtool.cli import main
 from emtool.data.dataset import dataset_info, read_arrays
-from emtool.generator.generate import GeneratorParams, random_start
+from emtool.generator.generate import GeneratorParams
+from emtool.generator.starts import random_start
 from emtool.labeling.label import LabelerSpec, finished_labels, label_dataset, labeler_from_options
 from emtool.potentials.reference import FinnisSinclairW
 

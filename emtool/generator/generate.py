@@ -1,7 +1,8 @@
 """Entropy-optimized configurations (paper Methods, Eq. 1, Fig. 6).
 
 Each configuration is a pure function of (seed, index): a random tetragonal box
-(a = b != c) of random volume and atom count, random positions, then FIRE at fixed cell on
+(a = b != c) of random volume and atom count with random positions, or for K < 0 by default
+a defective crystal in such a box (``starts``), then FIRE at fixed cell on
 
     V = V_rep - K S({D})
 
@@ -15,7 +16,6 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
-from ase import Atoms
 from ase.data import atomic_numbers, reference_states
 
 from emtool.data.dataset import DatasetWriter
@@ -27,6 +27,7 @@ from emtool.kernels.snap_basis import snap_basis
 from emtool.parallel import run_indexed, single_thread
 from emtool.descriptors.params import SnapParams
 from emtool.errors import ParameterError
+from emtool.generator.starts import lattice_start, random_start
 from emtool.descriptors.snap import bispectrum
 
 #: Reference volumes of W (Å^3): the paper's box volumes 470-990 Å^3 at 15.9 Å^3/atom.
@@ -107,6 +108,10 @@ class GeneratorParams:
         of the entropy stage; overlap_steps : budget of the first stage (V_rep alone), which
         removes the overlaps of the random start.
     skin : Verlet skin of the neighbor list (Å).
+    min_start : start of the K < 0 configurations: "lattice" (a defective crystal,
+        ``starts.lattice_start``; docs/generator.md) or "random" (the paper's random start).
+    lattice_vacancies : (min, max) empty sites of a lattice start.
+    lattice_noise : largest width of a lattice start's Gaussian displacements, in r_ex.
     """
 
     element: str = "W"
@@ -126,6 +131,9 @@ class GeneratorParams:
     max_steps: int = 200
     overlap_steps: int = 100
     skin: float = 0.5
+    min_start: str = "lattice"
+    lattice_vacancies: tuple = (1, 2)
+    lattice_noise: float = 0.1
     fire: FireParams = field(default_factory=FireParams)
 
     def __post_init__(self):
@@ -150,6 +158,14 @@ class GeneratorParams:
         if self.K < 0:
             raise ParameterError("K is a magnitude (>= 0); choose its sign with sign "
                                  "(--sign) max or min")
+        if self.min_start not in ("lattice", "random"):
+            raise ParameterError(f"min_start must be 'lattice' or 'random', got {self.min_start!r}")
+        vlo, vhi = self.lattice_vacancies
+        if int(vlo) != vlo or int(vhi) != vhi or not 0 <= vlo <= vhi:
+            raise ParameterError(f"lattice_vacancies must be integers 0 <= min <= max, got "
+                                 f"{self.lattice_vacancies}")
+        if not (np.isfinite(self.lattice_noise) and self.lattice_noise >= 0):
+            raise ParameterError(f"lattice_noise must be >= 0, got {self.lattice_noise}")
         if self.sign not in ("both", "max", "min"):
             raise ParameterError(f"sign must be 'both', 'max' or 'min', got {self.sign!r}")
         for name in ("max_steps", "overlap_steps"):
@@ -228,17 +244,6 @@ class GeneratorParams:
         return replace(self, descriptor_scale=tuple(reference_scale(self)))
 
 
-def random_start(params, rng):
-    """A random tetragonal box and uniformly random positions (ASE Atoms, periodic)."""
-    natoms = int(rng.integers(params.natoms[0], params.natoms[1] + 1))
-    volume = rng.uniform(*params.box_volumes) * params.atomic_volume
-    aspect = np.exp(rng.uniform(np.log(params.aspect[0]), np.log(params.aspect[1])))
-    a = (volume / aspect) ** (1.0 / 3.0)
-    atoms = Atoms(f"{params.element}{natoms}", cell=np.diag([a, a, a * aspect]), pbc=True)
-    atoms.set_scaled_positions(rng.random((natoms, 3)))
-    return atoms
-
-
 def _entropy_terms(params, sign):
     return EntropyTerms(float(sign * params.K), float(params.floor), float(params.rcut),
                         float(params.exclusion_radius), float(params.repulsion_energy))
@@ -293,22 +298,28 @@ def _relax_kernel(atoms, params, sign, max_steps):
 def generate_one(params, seed, index):
     """Configuration ``index`` of the job with global ``seed``: ASE Atoms, positions wrapped.
 
-    Two FIRE stages at fixed cell: V_rep alone (removes the overlaps of the uniformly random
-    start), then V = V_rep - K S. ``atoms.info`` holds index, seed, group ("entropy_max" for
-    K > 0, "entropy_min" for K < 0), K (eV, signed), entropy_random (S of the random start),
-    entropy_start (S after the first stage), entropy (final S), V_rep (eV), steps (entropy
+    The start is ``random_start``, or ``lattice_start`` for K < 0 with min_start "lattice".
+    Two FIRE stages at fixed cell: V_rep alone (removes the overlaps of a random start), then
+    V = V_rep - K S. ``atoms.info`` holds index, seed, start ("random" or the lattice seed),
+    group ("entropy_max" for K > 0, "entropy_min" for K < 0), K (eV, signed), entropy_random
+    (S of the start), entropy_start (S after the first stage), entropy (final S), V_rep (eV), steps (entropy
     stage), overlap_steps, fmax (eV/Å) and converged (of the entropy stage).
     ``params`` must have its descriptor scale set.
     """
     if params.descriptor_scale is None:
         raise ParameterError("generate_one needs params.with_descriptor_scale()")
     rng = np.random.default_rng([seed, index])
-    atoms = random_start(params, rng)
     sign = params.sign_of(index)
+    if sign < 0 and params.min_start == "lattice":
+        atoms = lattice_start(params, rng)
+    else:
+        atoms = random_start(params, rng)
+        atoms.info["start"] = "random"
+    start = atoms.info["start"]
     atoms.positions, first = _relax(atoms, params, 0.0, params.overlap_steps)
     atoms.positions, stats = _relax(atoms, params, sign, params.max_steps)
     atoms.wrap()
-    atoms.info.update(index=int(index), seed=int(seed),
+    atoms.info.update(index=int(index), seed=int(seed), start=start,
                       group="entropy_max" if sign > 0 else "entropy_min",
                       K=float(sign * params.K), entropy_random=float(first[0]),
                       entropy_start=float(stats[0]), entropy=float(stats[1]),

@@ -13,7 +13,9 @@ with ``examples/gpaw_w.py`` and journaled, so that an interrupted build resumes:
   fixed seed; they keep their group names and their VASP labels in ``info`` (``vasp_energy``);
 - ``em``: the 40 configurations of ``emtool generate -n 40 --seed 2027`` (groups
   ``entropy_max`` and ``entropy_min``); the generator's defaults at the time are in the
-  part's provenance (``em_<tag>``: one part per generator version that was labeled).
+  part's provenance (``em_<tag>``: one part per generator version that was labeled). A
+  configuration that is bit for bit one of an earlier EM part (a generator change that leaves
+  one sign of K alone) is labeled and stored once, under the earlier part.
 
 Settings (``SETTINGS``): PBE, GPAW's 14-electron ``W.PBE`` setup, plane waves 400 eV, the Γ
 point only, Marzari-Vanderbilt smearing 0.1 eV, the SCF criteria of ``examples/gpaw_w.py``.
@@ -144,6 +146,7 @@ def label(part, workers=1):
     todo = source.with_name(source.stem + "_todo.h5")
     if not todo.exists():
         done = set(_committed(OUTPUT_K222 if part == "k222" else OUTPUT, source.stem))
+        done |= set(_labeled_elsewhere(source))
         images = [a for a in read_dataset(source) if a.info["index"] not in done]
         if not images:
             print(f"{source.stem}: every configuration is labeled")
@@ -161,6 +164,30 @@ def _committed(path, part):
     if not path.exists():
         return {}
     return {a.info["part_index"]: a for a in read_dataset(path) if a.info.get("part") == part}
+
+
+def _same_structure(a, b):
+    return (len(a) == len(b) and np.array_equal(a.numbers, b.numbers)
+            and np.array_equal(a.cell.array, b.cell.array)
+            and np.array_equal(a.positions, b.positions))
+
+
+def _labeled_elsewhere(source):
+    """{index: (part, part_index)} of the configurations of an ``em_<tag>`` part that are,
+    bit for bit, configurations of another EM part in the committed file: a generator change
+    that leaves one sign of K alone leaves those configurations as they were (configuration
+    k is a pure function of (seed, k)), and they are labeled once."""
+    if not source.stem.startswith("em_") or not OUTPUT.exists():
+        return {}
+    others = [a for a in read_dataset(OUTPUT)
+              if str(a.info.get("part", "")).startswith("em_") and a.info["part"] != source.stem]
+    found = {}
+    for atoms in read_dataset(source):
+        for other in others:
+            if _same_structure(atoms, other):
+                found[atoms.info["index"]] = (other.info["part"], other.info["part_index"])
+                break
+    return found
 
 
 def _labeled(source):
@@ -228,7 +255,8 @@ def status():
     for source in _parts():
         committed = _committed(OUTPUT_K222 if source.stem == "k222" else OUTPUT, source.stem)
         print(source.name, len(read_dataset(source)), "configurations;", len(committed),
-              "committed,", len(finished(source)), "finished on this machine")
+              "committed,", len(_labeled_elsewhere(source)), "labeled in another part,",
+              len(finished(source)), "finished on this machine")
 
 
 if __name__ == "__main__":
