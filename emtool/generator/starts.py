@@ -16,6 +16,7 @@ relaxes the defects, which is the paper's outcome ("mostly crystalline but with 
 perfect crystals rare).
 """
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 from ase import Atoms
@@ -41,6 +42,20 @@ MAX_REPEAT = 12
 MIN_NEAREST = 0.95
 
 
+class Supercell(NamedTuple):
+    """n_ab x n_ab x n_c repetitions of an oriented lattice unit, its site count, and the
+    nearest-neighbor distance and volume per site at lattice constant 1 (nearest /
+    volume^(1/3) is scale-free)."""
+
+    lattice: str
+    orientation: str
+    n_ab: int
+    n_c: int
+    sites: int
+    nearest: float
+    volume: float
+
+
 def random_start(params, rng):
     """A random tetragonal box and uniformly random positions (ASE Atoms, periodic)."""
     natoms = int(rng.integers(params.natoms[0], params.natoms[1] + 1))
@@ -63,10 +78,8 @@ def supercells(natoms, aspect, vacancies):
     """Every tetragonal supercell of the seeded lattices that fits the ranges.
 
     natoms : (min, max) atom count; aspect : (min, max) c/a; vacancies : (min, max) empty
-    sites. Returns tuples (lattice, orientation, n_ab, n_c, sites, nearest, volume): n_ab x
-    n_ab x n_c repetitions of the oriented unit, its site count, and the nearest-neighbor
-    distance and volume per site at lattice constant 1 (nearest / volume^(1/3) is
-    scale-free). A supercell qualifies if sites - vacancies[1] <= natoms[1] and
+    sites. Returns a tuple of ``Supercell``. A supercell qualifies if
+    sites - vacancies[1] <= natoms[1] and
     sites - vacancies[0] >= natoms[0], or, when a lattice has none of those, if it holds
     natoms[0] .. natoms[1] sites (then without vacancies).
     """
@@ -81,8 +94,8 @@ def supercells(natoms, aspect, vacancies):
             for n_ab in range(1, MAX_REPEAT + 1):
                 for n_c in range(1, MAX_REPEAT + 1):
                     sites = len(unit) * n_ab * n_ab * n_c
-                    row = (lattice, orientation, n_ab, n_c, sites, float(nearest),
-                           unit.get_volume() / len(unit))
+                    row = Supercell(lattice, orientation, n_ab, n_c, sites, float(nearest),
+                                    unit.get_volume() / len(unit))
                     if not aspect[0] <= n_c * c / (n_ab * ab) <= aspect[1]:
                         continue
                     if sites - vacancies[1] <= natoms[1] and sites - vacancies[0] >= natoms[0]:
@@ -112,16 +125,17 @@ def lattice_start(params, rng):
     volume = rng.uniform(*params.box_volumes) * params.atomic_volume
 
     def nearest(cell):
-        return cell[5] * (volume / cell[4] / cell[6]) ** (1.0 / 3.0)
+        return cell.nearest * (volume / cell.sites / cell.volume) ** (1.0 / 3.0)
 
     fitting = [cell for cell in cells if nearest(cell) >= MIN_NEAREST * params.exclusion_radius]
     if not fitting:
         best = max(nearest(cell) for cell in cells)
         fitting = [cell for cell in cells if nearest(cell) >= best * (1 - 1e-9)]
-    types = sorted({cell[0] for cell in fitting})
+    types = sorted({cell.lattice for cell in fitting})
     lattice = types[rng.integers(len(types))]
-    fitting = [cell for cell in fitting if cell[0] == lattice]
-    _, orientation, n_ab, n_c, sites, _, _ = fitting[rng.integers(len(fitting))]
+    fitting = [cell for cell in fitting if cell.lattice == lattice]
+    chosen = fitting[rng.integers(len(fitting))]
+    orientation, n_ab, n_c, sites = chosen.orientation, chosen.n_ab, chosen.n_c, chosen.sites
     low = max(min(params.lattice_vacancies[0], sites - params.natoms[0]), sites - params.natoms[1])
     high = min(params.lattice_vacancies[1], sites - params.natoms[0])
     natoms = sites - int(rng.integers(low, high + 1))
