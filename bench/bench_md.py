@@ -5,8 +5,8 @@ displacements) with Maxwell–Boltzmann velocities at 300 K (seed 0). Published 
 (``W_2940_2017_2.snap``). Velocity Verlet (NVE), µs per atom-step, best of --repeats runs of
 --steps steps each, after a warm-up (JIT compile time reported apart):
 
-- emtool ``nve_step`` (neighbor lists rebuilt every step, SNAP, ZBL, Verlet kernels; the
-  energy comes with every evaluation), 1 and 2 Numba threads, against LAMMPS ``fix nve``
+- emtool ``nve_step`` (Verlet neighbor list with the default 1 Å skin, SNAP, ZBL, Verlet
+  kernels; the energy comes with every evaluation), 1 and 2 Numba threads, against LAMMPS ``fix nve``
   with ``pair_style hybrid/overlay zbl 4.0 4.8 snap`` (serial, default ``neighbor 2.0 bin``:
   LAMMPS rebuilds its lists only when an atom moved by more than 1 Å), once with no energy
   output (forces only, LAMMPS's usual MD step) and once with ``thermo 1`` (energy every
@@ -56,7 +56,8 @@ FIRST_CALL = f"""
 import time; start = time.perf_counter()
 import numpy as np
 from emtool.potentials.calculators import load_potential
-from emtool.dynamics.md import MDSystem, bcc_tungsten, maxwell_boltzmann, nve_init, nve_step
+from emtool.dynamics.integrators import MDSystem, maxwell_boltzmann, nve_init, nve_step
+from emtool.dynamics.nve import bcc_tungsten
 system = MDSystem(load_potential("{PUBLISHED / 'W_2940_2017_2.snap'}"), bcc_tungsten())
 state = nve_init(system, system.positions, maxwell_boltzmann(system.masses, 300.0))
 nve_step(system, state, 1.0)
@@ -99,7 +100,8 @@ def step_times(system, start, lammps_commands, steps, repeats):
 def step_breakdown(potential, atoms, system, state, repeats):
     """Seconds of each part of one emtool SNAP+ZBL step (1 thread)."""
     params = potential.params
-    pairs = snap_pairs(atoms, params)
+    skin_list = system.neighbors.update(atoms.positions)
+    pairs = snap_pairs(atoms, params, skin_list)
     beta = np.tile(potential.coeffs[0, 1:params.ncoeff + 1], (len(atoms), 1))
     args = kernel_inputs(params, pairs)
     dedr, _ = beta_forces_kernel(*args, beta, n_chunks(len(atoms)))
@@ -107,20 +109,23 @@ def step_breakdown(potential, atoms, system, state, repeats):
     dt = 1.0
     nchunk = n_chunks(len(atoms))
     return {
-        "SNAP neighbor pairs (snap_pairs)": best_time(lambda: snap_pairs(atoms, params), repeats),
+        "neighbor list built from scratch (not in a step: for comparison)": best_time(
+            lambda: snap_pairs(atoms, params), repeats),
+        "SNAP pairs from the skin list (VerletList.update, no rebuild, + snap_pairs)": best_time(
+            lambda: snap_pairs(atoms, params, system.neighbors.update(atoms.positions)), repeats),
         "SNAP U, Y, dU.Y kernel": best_time(lambda: beta_forces_kernel(*args, beta, nchunk),
                                             repeats),
         "pair-force scatter and virial": best_time(lambda: scatter_pair_forces(
             len(atoms), pairs.i, pairs.j, pairs.rij, dedr), repeats),
-        "ZBL (own neighbor list + kernel)": best_time(lambda: zbl.energy_forces_virial(atoms),
-                                                      repeats),
+        "ZBL (pairs from the skin list + kernel)": best_time(
+            lambda: zbl.energy_forces_virial(atoms, skin_list), repeats),
         "Verlet kernels + kinetic energy": best_time(lambda: (
             verlet_drift(state.positions, state.velocities, state.forces, system.inv_mass, dt,
                          nchunk),
             verlet_kick(state.velocities, state.forces, system.inv_mass, dt, nchunk),
             kinetic_energy(state.velocities, system.masses)), repeats),
-        "whole evaluate (SnapPotential.evaluate)": best_time(lambda: potential.evaluate(atoms),
-                                                             repeats),
+        "whole evaluate (SnapPotential.evaluate, skin list)": best_time(
+            lambda: potential.evaluate(atoms, skin_list), repeats),
     }
 
 

@@ -5,11 +5,16 @@ displacements), R = 4.73442 Å (26 neighbors per atom). For twojmax 6 and 8, thr
 each as µs per atom, best of --repeats, after JIT warm-up (compile time reported apart):
 
 - B: bispectrum of every atom           vs LAMMPS ``compute sna/atom``
-- forces: linear SNAP energy + forces   vs LAMMPS ``pair_style snap`` (energy every step)
+- forces: linear SNAP forces            vs LAMMPS ``pair_style snap``, forces only (no energy
+                                           in the thermo output, LAMMPS's usual MD step)
 - dB/dr: per-atom descriptor gradients  vs LAMMPS ``compute snad/atom``
 
-emtool is timed twice: the kernel on a prebuilt neighbor list (what LAMMPS times, its
-neighbor list is built once in setup) and end to end from ASE Atoms. Threads: 1, then 2.
+LAMMPS's compute times are the compute alone: the best ``run 0`` with the compute minus the
+best ``run 0`` without it (both set the system up and build the neighbor list; the compute
+also builds its own occasional list, which is part of its cost). The forces are ``run N``
+steps of ``pair_style snap`` with no integrator (setup excluded). emtool is timed twice: the
+kernel on a prebuilt neighbor list and end to end from ASE Atoms (neighbor list included:
+the like-for-like comparison with the compute times). Threads: 1, then 2.
 
 Run: python bench/bench_snap.py [--repeats 5] [--steps 5]
 """
@@ -61,19 +66,31 @@ def lammps_time(atoms, commands, steps, repeats):
         lmp.close()
 
 
+def lammps_setup_time(atoms, commands, repeats):
+    """Seconds of ``run 0`` (setup: neighbor list, forces, thermo) with ``commands``."""
+    lmp = open_lammps()
+    try:
+        setup_atoms(lmp, atoms)
+        lmp.commands_list(commands + ["thermo 1", "run 0 post no"])
+        return best_time(lambda: lmp.command("run 0 post no"), repeats)
+    finally:
+        lmp.close()
+
+
 def lammps_stages(atoms, twojmax, model_stem, steps, repeats):
     sna = f"{RCUTFAC} 0.99363 {twojmax} 0.5 1.0 rmin0 0 bzeroflag 0"
     zero = [f"pair_style zero {RCUTFAC}", "pair_coeff * *", "neighbor 0.0 bin"]
-    b = lammps_time(atoms, zero + [f"compute b all sna/atom {sna}",
-                                   "compute s all reduce sum c_b[1]",
-                                   "thermo_style custom step c_s"], steps, repeats)
+    bare = lammps_setup_time(atoms, zero + ["thermo_style custom step"], repeats)
+
+    def compute(style, name):
+        return lammps_setup_time(atoms, zero + [f"compute {name} all {style} {sna}",
+                                                f"compute s all reduce sum c_{name}[1]",
+                                                "thermo_style custom step c_s"], repeats) - bare
+
     f = lammps_time(atoms, ["pair_style snap", f"pair_coeff * * {model_stem}.snapcoeff "
                             f"{model_stem}.snapparam W", "neighbor 0.0 bin",
-                            "thermo_style custom step pe"], steps, repeats)
-    d = lammps_time(atoms, zero + [f"compute d all snad/atom {sna}",
-                                   "compute s all reduce sum c_d[1]",
-                                   "thermo_style custom step c_s"], steps, repeats)
-    return dict(B=b, forces=f, dBdr=d)
+                            "thermo_style custom step"], steps, repeats)
+    return dict(B=compute("sna/atom", "b"), forces=f, dBdr=compute("snad/atom", "d"))
 
 
 def emtool_stages(atoms, model, repeats):

@@ -792,8 +792,11 @@ def nve(potential, timesteps, temperature, duration, samples, equilibration, see
 @click.option("--trajectory-every", type=int, default=100, show_default=True,
               help="Steps between trajectory frames.")
 @click.option("--overwrite", is_flag=True, help="Replace existing --log / --trajectory files.")
+@click.option("--skin", type=float, default=1.0, show_default=True,
+              help="Neighbor-list skin, Å (emtool's potentials): lists are rebuilt when an atom "
+                   "moved more than skin/2; forces identical to rebuilding every step.")
 def md(structure, potential, ensemble, timestep, steps, temperature, tau, seed, thermo_every,
-       log_path, trajectory, trajectory_every, overwrite):
+       log_path, trajectory, trajectory_every, overwrite, skin):
     """Molecular dynamics of STRUCTURE (any ASE format; velocities are kept if it has them):
     velocity Verlet (NVE) or with the CSVR thermostat (NVT). Thermo columns: step, time (fs),
     potential, kinetic and total energy (eV), temperature (K), conserved quantity (eV). The run
@@ -823,7 +826,7 @@ def md(structure, potential, ensemble, timestep, steps, temperature, tau, seed, 
     try:
         summary = run_md(atoms, model, timestep, steps, temperature,
                          tau if ensemble == "nvt" else None, seed, thermo_every, trajectory,
-                         trajectory_every, thermo, progress)
+                         trajectory_every, thermo, progress, skin)
         keep = True
     except BaseException as err:
         keep = interrupted(err) or isinstance(err, EmtoolError)

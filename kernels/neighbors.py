@@ -389,3 +389,52 @@ def _grown_keys(keys, capacity):
     grown = np.empty(capacity, np.int64)
     grown[:keys.shape[0]] = keys
     return grown
+
+
+@jit(inline=True)
+def _vector(positions, first, second, s0, s1, s2, a, b, c):
+    """``_pair_vector`` with the cell rows passed in: the same operations in the same order."""
+    return ((positions[second, 0] - positions[first, 0]) + (s0 * a[0] + s1 * b[0] + s2 * c[0]),
+            (positions[second, 1] - positions[first, 1]) + (s0 * a[1] + s1 * b[1] + s2 * c[1]),
+            (positions[second, 2] - positions[first, 2]) + (s0 * a[2] + s1 * b[2] + s2 * c[2]))
+
+
+@jit
+def pairs_within(positions, cell, i, j, shift, cutoff):
+    """The pairs of a list whose vector at ``positions`` is shorter than ``cutoff``.
+
+    The vectors r_j - r_i + S @ cell are recomputed at ``positions`` (N, 3) Å with the
+    builders' arithmetic (``_pair_vector``) and decided by their criterion |r_ij| < cutoff
+    (Å): |r|^2 settles all but pairs within a relative 1e-12 of the cutoff, which take the
+    square root. A list built at cutoff + skin and filtered here after no atom has moved
+    more than skin / 2 is therefore, bit for bit, the list built at ``cutoff`` from scratch
+    (order included: filtering keeps the i, j, S order); on a list of the same positions it
+    is the list at a smaller cutoff. Two passes (decide, then fill arrays of the exact size)
+    keep the memory touched small.
+
+    Returns (i, j, shift, rij) as ``neighbor_pairs_direct``.
+    """
+    n = i.shape[0]
+    a, b, c = cell[0].copy(), cell[1].copy(), cell[2].copy()
+    inside = cutoff * cutoff * (1.0 - 1e-12)
+    outside = cutoff * cutoff * (1.0 + 1e-12)
+    keep = np.zeros(n, np.bool_)
+    count = 0
+    for p in range(n):
+        x, y, z = _vector(positions, i[p], j[p], shift[p, 0], shift[p, 1], shift[p, 2], a, b, c)
+        r2 = x * x + y * y + z * z
+        if r2 < inside or (r2 < outside and np.sqrt(r2) < cutoff):
+            keep[p] = True
+            count += 1
+    first, second, shift_out, rij = _empty_pairs(count)
+    q = 0
+    for p in range(n):
+        if keep[p]:
+            first[q] = i[p]
+            second[q] = j[p]
+            for k in range(3):
+                shift_out[q, k] = shift[p, k]
+            rij[q, 0], rij[q, 1], rij[q, 2] = _vector(positions, i[p], j[p], shift[p, 0],
+                                                      shift[p, 1], shift[p, 2], a, b, c)
+            q += 1
+    return first, second, shift_out, rij

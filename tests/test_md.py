@@ -177,6 +177,26 @@ def test_time_reversibility(reference):
         start.velocities).max()
 
 
+@pytest.mark.parametrize("name", ["reference", "published"])
+def test_verlet_skin_gives_the_trajectory_of_lists_rebuilt_every_step(name, request):
+    """MD of hot BCC W (3000 K, 2 fs): a skin of 0.3 Å (thermal vibrations cross its half
+    now and then) and skin 0 (a list built at every step) give the same trajectory, bit for
+    bit, with the skin list rebuilt a few times."""
+    potential = request.getfixturevalue(name)
+    atoms = bcc_tungsten()
+    trajectories = {}
+    for skin in (0.3, 0.0):
+        system = MDSystem(potential, atoms, skin=skin)
+        state = nve_init(system, atoms.positions, maxwell_boltzmann(system.masses, 3000.0, 3))
+        for _, state in run(system, state, 2.0, 150):
+            pass
+        trajectories[skin] = (state.positions, state.forces, system.neighbors.builds)
+    (positions, forces, builds), (positions0, forces0, builds0) = trajectories.values()
+    np.testing.assert_array_equal(positions, positions0)
+    np.testing.assert_array_equal(forces, forces0)
+    assert builds0 == 151 and 2 <= builds <= 50
+
+
 def slope_over_starts(potential, seeds, duration, equilibration=300.0):
     """dt <= 4 fs log-log slope of the geometric mean of dH over several starts."""
     protocol = dict(timesteps=(0.5, 1.0, 2.0, 4.0), duration=duration,
@@ -375,6 +395,7 @@ def test_nve_command_table(tmp_path):
     (["md", "{structure}", "--temperature", "-1", "--steps", "2"], "temperature must be >= 0"),
     (["md", "{overlap}", "--steps", "2"], "overlapping atoms"),
     (["md", "{structure}", "--ensemble", "nvt", "--steps", "2"], "NVT needs a temperature"),
+    (["md", "{structure}", "--skin", "-1", "--steps", "2"], "neighbor skin must be"),
     (["nve", "--potential", "{foreign}"], "not an emtool model file"),
     (["md", "{structure}", "--potential", "{foreign}"], "not an emtool model file"),
     (["md", "{structure}", "--trajectory", "{kept}"], "exists; pass --overwrite"),

@@ -11,8 +11,8 @@ from ase.build import bulk
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 
 from emtool.kernels.neighbors import neighbor_pairs_cells, neighbor_pairs_direct
-from emtool.descriptors.neighbors import (CELLS_MIN_ATOMS, NeighborList, neighbor_list,
-                              neighbor_list_atoms)
+from emtool.descriptors.neighbors import (CELLS_MIN_ATOMS, NeighborList, VerletList,
+                                         neighbor_list, neighbor_list_atoms)
 from emtool.errors import ParameterError, StructureError
 from emtool.structure import check_structure
 
@@ -250,3 +250,55 @@ def test_bad_cutoff_raises(cutoff):
 def test_bad_method_raises():
     with pytest.raises(ParameterError, match="method"):
         neighbor_list(GOOD_POSITIONS, GOOD_CELL, True, CUTOFF, method="brute")
+
+
+def assert_identical(result, reference):
+    """Bit for bit: same pairs, order, shifts, vectors and offsets."""
+    for got, want in zip(result, reference):
+        np.testing.assert_array_equal(got, want)
+        assert got.dtype == want.dtype
+
+
+@pytest.mark.parametrize("atoms", [random_tetragonal(3), displaced_bcc(6, 4)],
+                         ids=["36 random atoms (direct)", "432 bcc atoms (cells)"])
+def test_verlet_list_equals_a_list_built_at_every_step(atoms):
+    """Random walks of 0.03 Å per step (every atom, unwrapped): each update equals the list
+    built from scratch, bit for bit, and the skin list is rebuilt only after an atom moved
+    more than skin / 2."""
+    rng = np.random.default_rng(5)
+    cell, pbc = atoms.cell.array, atoms.pbc
+    verlet = VerletList(cell, pbc, CUTOFF, skin=1.0)
+    positions = atoms.positions.copy()
+    anchor, builds = positions.copy(), 0
+    for _ in range(60):
+        if builds == 0 or np.linalg.norm(positions - anchor, axis=1).max() > 0.5:
+            anchor, builds = positions.copy(), builds + 1
+        restricted = neighbor_list(positions, cell, pbc, CUTOFF, superset=verlet.update(positions))
+        assert_identical(restricted, neighbor_list(positions, cell, pbc, CUTOFF))
+        assert verlet.builds == builds
+        positions = positions + rng.normal(scale=0.03, size=positions.shape)
+    assert 2 <= builds <= 20
+
+
+def test_zero_skin_rebuilds_on_any_move_and_bad_skins():
+    atoms = random_tetragonal(1)
+    verlet = VerletList(atoms.cell.array, atoms.pbc, CUTOFF, skin=0)
+    verlet.update(atoms.positions)
+    verlet.update(atoms.positions)
+    assert verlet.builds == 1
+    atoms.positions[0, 0] += 1e-12
+    skin_list = verlet.update(atoms.positions)
+    assert_identical(neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, CUTOFF,
+                                   superset=skin_list), neighbor_list_atoms(atoms, CUTOFF))
+    assert verlet.builds == 2
+    for skin in (-0.1, float("nan"), "1"):
+        with pytest.raises(ParameterError, match="skin"):
+            VerletList(atoms.cell.array, atoms.pbc, CUTOFF, skin=skin)
+
+
+def test_superset_restricts_to_the_smaller_cutoff():
+    atoms = displaced_bcc(3, 2)
+    wide = neighbor_list_atoms(atoms, 6.0)
+    for cutoff in (2.0, 3.1, CUTOFF, 6.0):
+        assert_identical(neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, cutoff,
+                                       superset=wide), neighbor_list_atoms(atoms, cutoff))

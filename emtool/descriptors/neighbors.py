@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from emtool.kernels.neighbors import neighbor_pairs_cells, neighbor_pairs_direct
+from emtool.kernels.neighbors import neighbor_pairs_cells, neighbor_pairs_direct, pairs_within
 from emtool.errors import ParameterError, StructureError
 from emtool.structure import check_structure
 
@@ -53,7 +53,7 @@ class NeighborList(NamedTuple):
     offsets: np.ndarray
 
 
-def neighbor_list(positions, cell, pbc, cutoff, method="auto"):
+def neighbor_list(positions, cell, pbc, cutoff, method="auto", superset=None):
     """Full neighbor list of a structure over all periodic images within ``cutoff``.
 
     Parameters
@@ -70,6 +70,10 @@ def neighbor_list(positions, cell, pbc, cutoff, method="auto"):
         "direct": all pairs times reachable images, O(N^2), fastest for small cells;
         "cells": cell list, O(N); "auto": "cells" from ``CELLS_MIN_ATOMS`` atoms on.
         All give identical output.
+    superset : NeighborList, optional
+        A list that holds every pair within ``cutoff`` at ``positions``: one of these
+        positions at a cutoff >= ``cutoff``, or ``VerletList.update``'s. The result is then
+        its restriction (``method`` unused), identical to the list built from scratch.
 
     Returns
     -------
@@ -88,12 +92,54 @@ def neighbor_list(positions, cell, pbc, cutoff, method="auto"):
         raise ParameterError(f"method must be one of {METHODS}, got {method!r}")
     if method == "auto":
         method = "cells" if len(positions) >= CELLS_MIN_ATOMS else "direct"
-    if method == "cells":
+    if superset is not None:
+        pairs = pairs_within(positions, cell, superset.i, superset.j, superset.shift, cutoff)
+    elif method == "cells":
         pairs = neighbor_pairs_cells(positions, cell, pbc, cutoff, BIN_SIZE_PER_CUTOFF * cutoff)
     else:
         pairs = neighbor_pairs_direct(positions, cell, pbc, cutoff)
     offsets = np.searchsorted(pairs[0], np.arange(len(positions) + 1)).astype(np.int64)
     return NeighborList(*pairs, offsets)
+
+
+class VerletList:
+    """Neighbor lists of one moving structure (fixed cell and pbc) at ``cutoff`` (Å), taken
+    from a list at cutoff + ``skin`` that is rebuilt only when an atom has moved more than
+    skin / 2 since its last build: between builds no pair can cross into the cutoff unseen.
+
+    ``update(positions)`` returns the skin list, which holds every pair within ``cutoff`` at
+    ``positions``: as ``neighbor_list``'s ``superset`` (which each potential restricts to its
+    own cutoff at the current positions) it gives, bit for bit, the list built from scratch.
+    ``builds`` counts the builds. ``skin`` (Å) >= 0; 0 rebuilds at every move.
+    """
+
+    #: Added to the build cutoff (Å) so that rounding in the displacement test can never
+    #: hide a pair that has just come within the cutoff.
+    SLACK = 1e-9
+
+    def __init__(self, cell, pbc, cutoff, skin):
+        self.cutoff = _check_cutoff(cutoff)
+        if not (isinstance(skin, (int, float, np.number)) and math.isfinite(skin) and skin >= 0):
+            raise ParameterError(f"the neighbor skin must be finite and >= 0 (Å), got {skin!r}")
+        self.skin = float(skin)
+        self.cell, self.pbc = cell, pbc
+        self.builds = 0
+        self._list = self._anchor = None
+
+    def update(self, positions):
+        """The skin list for ``positions`` (N, 3) Å (a ``NeighborList`` at cutoff + skin of
+        the positions of its last build; rebuilt first if an atom moved more than skin / 2)."""
+        positions, cell, pbc = check_structure(positions, self.cell, self.pbc)
+        if self._anchor is not None and len(positions) == len(self._anchor):
+            moved = positions - self._anchor
+            stale = np.einsum("ak,ak->a", moved, moved).max(initial=0.0) > (0.5 * self.skin) ** 2
+        else:
+            stale = True
+        if stale:
+            self._list = neighbor_list(positions, cell, pbc, self.cutoff + self.skin + self.SLACK)
+            self._anchor = positions.copy()
+            self.builds += 1
+        return self._list
 
 
 #: Two atoms (or periodic images) closer than this (Å) overlap. No interatomic potential is

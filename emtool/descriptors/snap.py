@@ -55,11 +55,13 @@ def element_indices(atoms, params):
     return np.array([lookup[s] for s in symbols], np.int64)
 
 
-def snap_pairs(atoms, params):
-    """Validate ``atoms`` and build its ``SnapPairs`` for ``params`` (a ``SnapParams``)."""
+def snap_pairs(atoms, params, neighbors=None):
+    """Validate ``atoms`` and build its ``SnapPairs`` for ``params`` (a ``SnapParams``);
+    ``neighbors``: optional ``NeighborList`` of ``atoms`` at a cutoff >= ``params.cutoff``
+    to take the pairs from (``neighbor_list``'s ``superset``)."""
     positions, cell, pbc = check_structure(atoms.positions, atoms.cell.array, atoms.pbc)
     element = element_indices(atoms, params)
-    nl = neighbor_list(positions, cell, pbc, params.cutoff)
+    nl = neighbor_list(positions, cell, pbc, params.cutoff, superset=neighbors)
     rcut = params.cutoff_matrix[element[nl.i], element[nl.j]]
     rsq = np.einsum("pk,pk->p", nl.rij, nl.rij)
     if len(rsq) and rsq.min() == 0.0:

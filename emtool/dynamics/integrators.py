@@ -16,6 +16,7 @@ Velocities are ASE's (``atoms.get_velocities()``, Å per ASE time unit), so the 
 energy 1/2 m v^2 is in eV. Temperatures count ndof = 3N - 3 degrees of freedom: velocities
 are drawn with zero total momentum, and both integrators conserve it.
 """
+import inspect
 import math
 from typing import NamedTuple
 
@@ -25,7 +26,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from emtool.errors import MDError, ParameterError, StructureError
 from emtool.kernels.verlet import csvr_factor, kinetic_energy, verlet_drift, verlet_kick
-from emtool.descriptors.neighbors import check_overlap
+from emtool.descriptors.neighbors import VerletList, check_overlap
 from emtool.parallel import run_kernel
 from emtool.structure import check_structure
 
@@ -33,6 +34,10 @@ from emtool.structure import check_structure
 #: temperature, its thermostat target and ``DIVERGENCE_FLOOR`` (K).
 DIVERGENCE_FACTOR = 10.0
 DIVERGENCE_FLOOR = 1000.0
+
+#: Neighbor-list skin (Å) of MD with emtool's own potentials: the list at cutoff + skin is
+#: rebuilt only when an atom has moved more than skin / 2 (``VerletList``).
+NEIGHBOR_SKIN = 1.0
 
 #: Steps between checks that no two atoms came closer than
 #: ``emtool.descriptors.neighbors.OVERLAP_DISTANCE`` (the run has then diverged too).
@@ -100,9 +105,14 @@ class MDSystem:
     atoms : ase.Atoms
         At least 2 atoms, no two closer than ``emtool.descriptors.neighbors.OVERLAP_DISTANCE``; masses from
         ``atoms.get_masses()`` (amu, ASE's standard masses unless set).
+    skin : float
+        Neighbor-list skin (Å) for potentials whose ``evaluate`` takes ``neighbors`` (emtool's
+        SNAP, network, ZBL and reference potentials): their pairs come from a ``VerletList``,
+        and the forces are those of a list rebuilt at every step, bit for bit. Others (the
+        universal potentials, ASE calculators) build their own lists.
     """
 
-    def __init__(self, potential, atoms):
+    def __init__(self, potential, atoms, skin=NEIGHBOR_SKIN):
         if len(atoms) < 2:
             raise StructureError(f"molecular dynamics needs at least 2 atoms, got {len(atoms)}")
         positions, cell, pbc = check_structure(atoms.positions, atoms.cell.array, atoms.pbc)
@@ -119,6 +129,9 @@ class MDSystem:
         self._atoms.calc = None
         self._atoms.positions = positions
         self._start = positions
+        takes_neighbors = "neighbors" in inspect.signature(potential.evaluate).parameters
+        self.neighbors = (VerletList(cell, pbc, potential.cutoff, skin) if takes_neighbors
+                          else None)
 
     def __len__(self):
         return len(self.masses)
@@ -131,7 +144,10 @@ class MDSystem:
     def evaluate(self, positions):
         """(potential energy in eV, forces float64 (N, 3) in eV/Å) at ``positions`` (N, 3) Å."""
         self._atoms.positions = positions
-        result = self.potential.evaluate(self._atoms)
+        if self.neighbors is None:
+            result = self.potential.evaluate(self._atoms)
+        else:
+            result = self.potential.evaluate(self._atoms, neighbors=self.neighbors.update(positions))
         energy = float(result["energy"])
         forces = np.ascontiguousarray(result["forces"], dtype=np.float64)
         if not (math.isfinite(energy) and np.all(np.isfinite(forces))):

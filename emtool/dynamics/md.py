@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from emtool.dynamics.integrators import (CSVRThermostat, MDSystem, check_count, check_positive,
-                                         check_temperature, maxwell_boltzmann, nve_init, run,
-                                         thermo_row)
+from emtool.dynamics.integrators import (NEIGHBOR_SKIN, CSVRThermostat, MDSystem, check_count,
+                                         check_positive, check_temperature, maxwell_boltzmann,
+                                         nve_init, run, thermo_row)
 from emtool.errors import EmtoolError, ParameterError, interrupted
 from emtool.files import StagedFile
 
@@ -69,7 +69,8 @@ def progress_stride(total, updates=200):
 
 
 def run_md(atoms, potential, timestep, steps, temperature=None, thermostat_tau=None, seed=0,
-           thermo_every=100, trajectory=None, trajectory_every=100, thermo=None, progress=None):
+           thermo_every=100, trajectory=None, trajectory_every=100, thermo=None, progress=None,
+           skin=NEIGHBOR_SKIN):
     """Plain MD driver: NVE, or NVT with the CSVR thermostat when ``thermostat_tau`` is given.
 
     Parameters
@@ -92,6 +93,8 @@ def run_md(atoms, potential, timestep, steps, temperature=None, thermostat_tau=N
     thermo : callable(dict), optional
         Receives :func:`thermo_row` dicts.
     progress : callable(done, total), optional
+    skin : float, Å
+        Neighbor-list skin of emtool's potentials (``MDSystem``).
 
     Returns
     -------
@@ -109,7 +112,7 @@ def run_md(atoms, potential, timestep, steps, temperature=None, thermostat_tau=N
         if temperature is None:
             raise ParameterError("NVT needs a temperature")
         thermostat = CSVRThermostat(temperature, thermostat_tau, seed=[seed, 1])
-    system = MDSystem(potential, atoms)
+    system = MDSystem(potential, atoms, skin)
     velocities = atoms.get_velocities()
     if not np.any(velocities):
         velocities = maxwell_boltzmann(system.masses, temperature or 0.0, seed)

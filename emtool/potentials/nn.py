@@ -124,14 +124,15 @@ class NetworkPotential(DescriptorPotential):
         return _k.mlp_energy_beta(np.ascontiguousarray(b, dtype=np.float64), self.shift,
                                   self.scale, self.coeffs, self.nnodes, self.activation_codes())
 
-    def evaluate(self, atoms):
+    def evaluate(self, atoms, neighbors=None):
         """Energy (eV), per-atom energies (N,), forces (N, 3) eV/Å and, for periodic cells, the
-        ASE stress (6,) eV/Å^3; returned as a dict (as ``SnapPotential.evaluate``)."""
+        ASE stress (6,) eV/Å^3; returned as a dict (as ``SnapPotential.evaluate``, also
+        ``neighbors``)."""
         params = self.params
-        pairs = snap_pairs(atoms, params)
+        pairs = snap_pairs(atoms, params, neighbors)
         energies, beta = self.atomic_energies(bispectrum_from_pairs(params, pairs))
         dedr, _ = snap_pair_forces(params, pairs, beta)
-        return self.result(atoms, pairs, energies, dedr)
+        return self.result(atoms, pairs, energies, dedr, neighbors)
 
     def write(self, stem):
         """Write LAMMPS ML-IAP files (``write_mliap``); returns the paths written."""

@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass, fields
 
 import numpy as np
+from ase.data import chemical_symbols
 
 from emtool.kernels import finnis_sinclair as _k
 from emtool.descriptors.neighbors import neighbor_list
@@ -89,8 +90,12 @@ class FinnisSinclairW:
             self.A, self.d, self.c, self.c0, self.c1, self.c2, self.B, self.alpha, self.b0,
             self.cutoff)))
 
-    def evaluate(self, atoms):
+    def evaluate(self, atoms, neighbors=None):
         """Energy, per-atom energies, forces and (fully periodic cells) stress of ``atoms``.
+
+        ``neighbors``: optional ``NeighborList`` of ``atoms`` at a cutoff >= ``cutoff`` (e.g.
+        ``VerletList.update``'s, as MD passes); built here when None. The result does not
+        depend on it.
 
         Returns
         -------
@@ -106,7 +111,7 @@ class FinnisSinclairW:
         StructureError
             Invalid positions, cell or pbc, or two atoms (or images) at one position.
         """
-        nl = self._pairs(atoms)
+        nl = self._pairs(atoms, neighbors)
         energies, forces, virial = _k.fs_energy_forces(len(atoms), nl.i, nl.j, nl.rij,
                                                       self.kernel_params())
         result = dict(energy=float(energies.sum()), energies=energies, forces=forces)
@@ -119,12 +124,13 @@ class FinnisSinclairW:
         nl = self._pairs(atoms)
         return _k.fs_densities(len(atoms), nl.i, nl.j, nl.rij, self.kernel_params())
 
-    def _pairs(self, atoms):
-        other = sorted(set(atoms.get_chemical_symbols()) - {"W"})
+    def _pairs(self, atoms, neighbors=None):
+        other = sorted({chemical_symbols[z] for z in np.unique(atoms.numbers)} - {"W"})
         if other:
             raise ParameterError(f"FinnisSinclairW is a tungsten potential; atoms contain "
                                  f"{', '.join(other)}")
-        nl = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, self.cutoff)
+        nl = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, self.cutoff,
+                           superset=neighbors)
         coincident = np.flatnonzero(np.einsum("pk,pk->p", nl.rij, nl.rij) == 0.0)
         if len(coincident):
             p = coincident[0]

@@ -48,14 +48,15 @@ class DescriptorPotential:
         """Interaction range (Å): the largest descriptor pair cutoff or the ZBL outer cutoff."""
         return max(self.params.cutoff, self.zbl.r_outer if self.zbl else 0.0)
 
-    def result(self, atoms, pairs, energies, dedr):
+    def result(self, atoms, pairs, energies, dedr, neighbors=None):
         """The ``evaluate`` dict from atomic energies (N,) eV and per-pair dE/dr_ij (eV/Å):
         energy, energies, forces and, for periodic cells, the ASE stress (6,) eV/Å^3 =
-        (1/V) dE/d(strain); the ZBL overlay added when the model has one."""
+        (1/V) dE/d(strain); the ZBL overlay added when the model has one (its pairs taken
+        from ``neighbors``, a ``NeighborList`` at a cutoff >= ``cutoff``, when given)."""
         forces, virial = scatter_pair_forces(len(atoms), pairs.i, pairs.j, pairs.rij, dedr)
         if self.zbl is not None:
             zbl = ZBLPotential(self.zbl, self.params.elements)
-            e_zbl, f_zbl, w_zbl = zbl.energy_forces_virial(atoms)
+            e_zbl, f_zbl, w_zbl = zbl.energy_forces_virial(atoms, neighbors)
             energies = energies + e_zbl
             forces += f_zbl
             virial += w_zbl
@@ -98,12 +99,14 @@ class SnapPotential(DescriptorPotential):
         """Write ``stem.snapparam``, ``stem.snapcoeff`` and the include file ``stem.snap``."""
         return write_snap_model(stem, self.params, self.coeffs, self.zbl)
 
-    def evaluate(self, atoms):
+    def evaluate(self, atoms, neighbors=None):
         """Energy (eV), per-atom energies (N,), forces (N, 3) eV/Å and, for periodic cells, the
-        ASE stress (6,) eV/Å^3 = (1/V) dE/d(strain); returned as a dict."""
+        ASE stress (6,) eV/Å^3 = (1/V) dE/d(strain); returned as a dict. ``neighbors``:
+        optional ``NeighborList`` of ``atoms`` at a cutoff >= ``cutoff`` (e.g.
+        ``VerletList.update``'s, as MD passes); the result does not depend on it."""
         params = self.params
         d = params.ncoeff
-        pairs = snap_pairs(atoms, params)
+        pairs = snap_pairs(atoms, params, neighbors)
         c = self.coeffs[pairs.element]
         beta = c[:, 1:d + 1].copy()
         if params.quadraticflag:
@@ -118,4 +121,4 @@ class SnapPotential(DescriptorPotential):
         else:
             dedr, b = snap_pair_forces(params, pairs, beta)
             energies = c[:, 0] + np.einsum("nd,nd->n", beta, b)
-        return self.result(atoms, pairs, energies, dedr)
+        return self.result(atoms, pairs, energies, dedr, neighbors)

@@ -119,10 +119,11 @@ class ZBLPotential:
         except KeyError as err:
             raise ParameterError(f"ZBL has no charge for element {err.args[0]}") from None
 
-    def energy_forces_virial(self, atoms):
-        """Per-atom energies (N,) eV, forces (N, 3) eV/Å and virial (3, 3) eV."""
+    def energy_forces_virial(self, atoms, neighbors=None):
+        """Per-atom energies (N,) eV, forces (N, 3) eV/Å and virial (3, 3) eV. ``neighbors``:
+        optional ``NeighborList`` of ``atoms`` at a cutoff >= r_outer, built here when None."""
         positions, cell, pbc = check_structure(atoms.positions, atoms.cell.array, atoms.pbc)
-        nl = neighbor_list(positions, cell, pbc, self.spec.r_outer)
+        nl = neighbor_list(positions, cell, pbc, self.spec.r_outer, superset=neighbors)
         element = self._element_index(atoms)
         natoms = len(atoms)
         energies, forces, virial = np.zeros(natoms), np.zeros((natoms, 3)), np.zeros((3, 3))
@@ -140,9 +141,10 @@ class ZBLPotential:
                 virial += w
         return energies, forces, virial
 
-    def evaluate(self, atoms):
-        """dict(energy, energies, forces[, stress]) in eV, eV/Å, eV/Å^3 (ASE conventions)."""
-        energies, forces, virial = self.energy_forces_virial(atoms)
+    def evaluate(self, atoms, neighbors=None):
+        """dict(energy, energies, forces[, stress]) in eV, eV/Å, eV/Å^3 (ASE conventions);
+        ``neighbors`` as for ``energy_forces_virial``."""
+        energies, forces, virial = self.energy_forces_virial(atoms, neighbors)
         result = dict(energy=float(energies.sum()), energies=energies, forces=forces)
         if np.all(atoms.pbc):
             result["stress"] = -voigt(virial) / atoms.get_volume()
