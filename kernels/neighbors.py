@@ -20,6 +20,7 @@ harmless and fractional coordinates along a non-periodic direction are in Å. Th
 vectors must be linearly independent; the Python layer checks that.
 """
 import numpy as np
+from numba import prange
 
 from emtool.kernels.jit import jit
 
@@ -399,8 +400,8 @@ def _vector(positions, first, second, s0, s1, s2, a, b, c):
             (positions[second, 2] - positions[first, 2]) + (s0 * a[2] + s1 * b[2] + s2 * c[2]))
 
 
-@jit
-def pairs_within(positions, cell, i, j, shift, cutoff):
+@jit(parallel=True)
+def pairs_within(positions, cell, offsets, i, j, shift, cutoff, nchunk):
     """The pairs of a list whose vector at ``positions`` is shorter than ``cutoff``.
 
     The vectors r_j - r_i + S @ cell are recomputed at ``positions`` (N, 3) Å with the
@@ -409,32 +410,41 @@ def pairs_within(positions, cell, i, j, shift, cutoff):
     square root. A list built at cutoff + skin and filtered here after no atom has moved
     more than skin / 2 is therefore, bit for bit, the list built at ``cutoff`` from scratch
     (order included: filtering keeps the i, j, S order); on a list of the same positions it
-    is the list at a smaller cutoff. Two passes (decide, then fill arrays of the exact size)
-    keep the memory touched small.
+    is the list at a smaller cutoff. ``offsets`` (N + 1,): the list's CSR offsets by i.
+    Two passes over ``nchunk`` parallel chunks of atoms (decide and count, then fill arrays
+    of the exact size at each atom's place): the same output for any thread count.
 
     Returns (i, j, shift, rij) as ``neighbor_pairs_direct``.
     """
-    n = i.shape[0]
+    natoms = offsets.shape[0] - 1
     a, b, c = cell[0].copy(), cell[1].copy(), cell[2].copy()
     inside = cutoff * cutoff * (1.0 - 1e-12)
     outside = cutoff * cutoff * (1.0 + 1e-12)
-    keep = np.zeros(n, np.bool_)
-    count = 0
-    for p in range(n):
-        x, y, z = _vector(positions, i[p], j[p], shift[p, 0], shift[p, 1], shift[p, 2], a, b, c)
-        r2 = x * x + y * y + z * z
-        if r2 < inside or (r2 < outside and np.sqrt(r2) < cutoff):
-            keep[p] = True
-            count += 1
-    first, second, shift_out, rij = _empty_pairs(count)
-    q = 0
-    for p in range(n):
-        if keep[p]:
-            first[q] = i[p]
-            second[q] = j[p]
-            for k in range(3):
-                shift_out[q, k] = shift[p, k]
-            rij[q, 0], rij[q, 1], rij[q, 2] = _vector(positions, i[p], j[p], shift[p, 0],
-                                                      shift[p, 1], shift[p, 2], a, b, c)
-            q += 1
+    keep = np.zeros(i.shape[0], np.bool_)
+    kept = np.zeros(natoms + 1, np.int64)
+    nchunk = max(1, min(nchunk, natoms))
+    for chunk in prange(nchunk):
+        for atom in range(chunk * natoms // nchunk, (chunk + 1) * natoms // nchunk):
+            for p in range(offsets[atom], offsets[atom + 1]):
+                x, y, z = _vector(positions, i[p], j[p], shift[p, 0], shift[p, 1], shift[p, 2],
+                                  a, b, c)
+                r2 = x * x + y * y + z * z
+                if r2 < inside or (r2 < outside and np.sqrt(r2) < cutoff):
+                    keep[p] = True
+                    kept[atom + 1] += 1
+    for atom in range(natoms):
+        kept[atom + 1] += kept[atom]
+    first, second, shift_out, rij = _empty_pairs(kept[natoms])
+    for chunk in prange(nchunk):
+        for atom in range(chunk * natoms // nchunk, (chunk + 1) * natoms // nchunk):
+            q = kept[atom]
+            for p in range(offsets[atom], offsets[atom + 1]):
+                if keep[p]:
+                    first[q] = i[p]
+                    second[q] = j[p]
+                    for k in range(3):
+                        shift_out[q, k] = shift[p, k]
+                    rij[q, 0], rij[q, 1], rij[q, 2] = _vector(
+                        positions, i[p], j[p], shift[p, 0], shift[p, 1], shift[p, 2], a, b, c)
+                    q += 1
     return first, second, shift_out, rij

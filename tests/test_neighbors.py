@@ -302,3 +302,22 @@ def test_superset_restricts_to_the_smaller_cutoff():
     for cutoff in (2.0, 3.1, CUTOFF, 6.0):
         assert_identical(neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, cutoff,
                                        superset=wide), neighbor_list_atoms(atoms, cutoff))
+
+
+def test_superset_filter_is_the_same_for_any_thread_count_and_checks_the_atom_count():
+    import numba
+    atoms = displaced_bcc(6, 7)
+    wide = neighbor_list_atoms(atoms, CUTOFF + 1.0)
+    atoms.positions += np.random.default_rng(8).normal(scale=0.1, size=atoms.positions.shape)
+    results, before = [], numba.get_num_threads()
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            results.append(neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, CUTOFF,
+                                         superset=wide))
+    finally:
+        numba.set_num_threads(before)
+    assert_identical(results[0], results[1])
+    assert_identical(results[0], neighbor_list_atoms(atoms, CUTOFF))
+    with pytest.raises(ParameterError, match="superset list is of 432 atoms"):
+        neighbor_list(atoms.positions[:-1], atoms.cell.array, atoms.pbc, CUTOFF, superset=wide)

@@ -16,6 +16,7 @@ import numpy as np
 
 from emtool.kernels.neighbors import neighbor_pairs_cells, neighbor_pairs_direct, pairs_within
 from emtool.errors import ParameterError, StructureError
+from emtool.parallel import run_kernel
 from emtool.structure import check_structure
 
 #: ``method="auto"`` uses the cell list from this many atoms on. Measured crossovers at
@@ -92,8 +93,12 @@ def neighbor_list(positions, cell, pbc, cutoff, method="auto", superset=None):
         raise ParameterError(f"method must be one of {METHODS}, got {method!r}")
     if method == "auto":
         method = "cells" if len(positions) >= CELLS_MIN_ATOMS else "direct"
+    if superset is not None and len(superset.offsets) != len(positions) + 1:
+        raise ParameterError(f"the superset list is of {len(superset.offsets) - 1} atoms, "
+                             f"the structure has {len(positions)}")
     if superset is not None:
-        pairs = pairs_within(positions, cell, superset.i, superset.j, superset.shift, cutoff)
+        pairs = run_kernel(pairs_within, len(positions), positions, cell, superset.offsets,
+                           superset.i, superset.j, superset.shift, cutoff)
     elif method == "cells":
         pairs = neighbor_pairs_cells(positions, cell, pbc, cutoff, BIN_SIZE_PER_CUTOFF * cutoff)
     else:
