@@ -392,14 +392,6 @@ def _grown_keys(keys, capacity):
     return grown
 
 
-@jit(inline=True)
-def _vector(positions, first, second, s0, s1, s2, a, b, c):
-    """``_pair_vector`` with the cell rows passed in: the same operations in the same order."""
-    return ((positions[second, 0] - positions[first, 0]) + (s0 * a[0] + s1 * b[0] + s2 * c[0]),
-            (positions[second, 1] - positions[first, 1]) + (s0 * a[1] + s1 * b[1] + s2 * c[1]),
-            (positions[second, 2] - positions[first, 2]) + (s0 * a[2] + s1 * b[2] + s2 * c[2]))
-
-
 @jit(parallel=True)
 def pairs_within(positions, cell, offsets, i, j, shift, cutoff, nchunk):
     """The pairs of a list whose vector at ``positions`` is shorter than ``cutoff``.
@@ -417,7 +409,6 @@ def pairs_within(positions, cell, offsets, i, j, shift, cutoff, nchunk):
     Returns (i, j, shift, rij) as ``neighbor_pairs_direct``.
     """
     natoms = offsets.shape[0] - 1
-    a, b, c = cell[0].copy(), cell[1].copy(), cell[2].copy()
     inside = cutoff * cutoff * (1.0 - 1e-12)
     outside = cutoff * cutoff * (1.0 + 1e-12)
     keep = np.zeros(i.shape[0], np.bool_)
@@ -426,8 +417,8 @@ def pairs_within(positions, cell, offsets, i, j, shift, cutoff, nchunk):
     for chunk in prange(nchunk):
         for atom in range(chunk * natoms // nchunk, (chunk + 1) * natoms // nchunk):
             for p in range(offsets[atom], offsets[atom + 1]):
-                x, y, z = _vector(positions, i[p], j[p], shift[p, 0], shift[p, 1], shift[p, 2],
-                                  a, b, c)
+                x, y, z = _pair_vector(positions, cell, i[p], j[p], shift[p, 0], shift[p, 1],
+                                       shift[p, 2])
                 r2 = x * x + y * y + z * z
                 if r2 < inside or (r2 < outside and np.sqrt(r2) < cutoff):
                     keep[p] = True
@@ -444,7 +435,7 @@ def pairs_within(positions, cell, offsets, i, j, shift, cutoff, nchunk):
                     second[q] = j[p]
                     for k in range(3):
                         shift_out[q, k] = shift[p, k]
-                    rij[q, 0], rij[q, 1], rij[q, 2] = _vector(
-                        positions, i[p], j[p], shift[p, 0], shift[p, 1], shift[p, 2], a, b, c)
+                    rij[q, 0], rij[q, 1], rij[q, 2] = _pair_vector(
+                        positions, cell, i[p], j[p], shift[p, 0], shift[p, 1], shift[p, 2])
                     q += 1
     return first, second, shift_out, rij

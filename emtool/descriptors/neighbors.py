@@ -93,10 +93,10 @@ def neighbor_list(positions, cell, pbc, cutoff, method="auto", superset=None):
         raise ParameterError(f"method must be one of {METHODS}, got {method!r}")
     if method == "auto":
         method = "cells" if len(positions) >= CELLS_MIN_ATOMS else "direct"
-    if superset is not None and len(superset.offsets) != len(positions) + 1:
-        raise ParameterError(f"the superset list is of {len(superset.offsets) - 1} atoms, "
-                             f"the structure has {len(positions)}")
     if superset is not None:
+        if len(superset.offsets) != len(positions) + 1:
+            raise ParameterError(f"the superset list is of {len(superset.offsets) - 1} atoms, "
+                                 f"the structure has {len(positions)}")
         pairs = run_kernel(pairs_within, len(positions), positions, cell, superset.offsets,
                            superset.i, superset.j, superset.shift, cutoff)
     elif method == "cells":

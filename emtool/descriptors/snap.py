@@ -57,8 +57,8 @@ def element_indices(atoms, params):
 
 def snap_pairs(atoms, params, neighbors=None):
     """Validate ``atoms`` and build its ``SnapPairs`` for ``params`` (a ``SnapParams``);
-    ``neighbors``: optional ``NeighborList`` of ``atoms`` at a cutoff >= ``params.cutoff``
-    to take the pairs from (``neighbor_list``'s ``superset``)."""
+    ``neighbors``: optional ``NeighborList`` holding every pair within ``params.cutoff`` at
+    the positions of ``atoms``, to take the pairs from (``neighbor_list``'s ``superset``)."""
     positions, cell, pbc = check_structure(atoms.positions, atoms.cell.array, atoms.pbc)
     element = element_indices(atoms, params)
     nl = neighbor_list(positions, cell, pbc, params.cutoff, superset=neighbors)

@@ -93,9 +93,9 @@ class FinnisSinclairW:
     def evaluate(self, atoms, neighbors=None):
         """Energy, per-atom energies, forces and (fully periodic cells) stress of ``atoms``.
 
-        ``neighbors``: optional ``NeighborList`` of ``atoms`` at a cutoff >= ``cutoff`` (e.g.
-        ``VerletList.update``'s, as MD passes); built here when None. The result does not
-        depend on it.
+        ``neighbors``: optional ``NeighborList`` holding every pair within ``cutoff`` at the
+        positions of ``atoms`` (``neighbor_list``'s ``superset``, e.g. ``VerletList.update``'s,
+        as MD passes); built here when None. The result does not depend on it.
 
         Returns
         -------

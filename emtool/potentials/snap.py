@@ -52,7 +52,7 @@ class DescriptorPotential:
         """The ``evaluate`` dict from atomic energies (N,) eV and per-pair dE/dr_ij (eV/Å):
         energy, energies, forces and, for periodic cells, the ASE stress (6,) eV/Å^3 =
         (1/V) dE/d(strain); the ZBL overlay added when the model has one (its pairs taken
-        from ``neighbors``, a ``NeighborList`` at a cutoff >= ``cutoff``, when given)."""
+        from ``neighbors``, as in ``evaluate``, when given)."""
         forces, virial = scatter_pair_forces(len(atoms), pairs.i, pairs.j, pairs.rij, dedr)
         if self.zbl is not None:
             zbl = ZBLPotential(self.zbl, self.params.elements)
@@ -102,8 +102,9 @@ class SnapPotential(DescriptorPotential):
     def evaluate(self, atoms, neighbors=None):
         """Energy (eV), per-atom energies (N,), forces (N, 3) eV/Å and, for periodic cells, the
         ASE stress (6,) eV/Å^3 = (1/V) dE/d(strain); returned as a dict. ``neighbors``:
-        optional ``NeighborList`` of ``atoms`` at a cutoff >= ``cutoff`` (e.g.
-        ``VerletList.update``'s, as MD passes); the result does not depend on it."""
+        optional ``NeighborList`` holding every pair within ``cutoff`` at the positions of
+        ``atoms`` (``neighbor_list``'s ``superset``, e.g. ``VerletList.update``'s, as MD
+        passes); the result does not depend on it."""
         params = self.params
         d = params.ncoeff
         pairs = snap_pairs(atoms, params, neighbors)

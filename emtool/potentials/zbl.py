@@ -121,7 +121,8 @@ class ZBLPotential:
 
     def energy_forces_virial(self, atoms, neighbors=None):
         """Per-atom energies (N,) eV, forces (N, 3) eV/Å and virial (3, 3) eV. ``neighbors``:
-        optional ``NeighborList`` of ``atoms`` at a cutoff >= r_outer, built here when None."""
+        optional ``NeighborList`` holding every pair within r_outer at the positions of ``atoms``
+        (``neighbor_list``'s ``superset``), built here when None."""
         positions, cell, pbc = check_structure(atoms.positions, atoms.cell.array, atoms.pbc)
         nl = neighbor_list(positions, cell, pbc, self.spec.r_outer, superset=neighbors)
         element = self._element_index(atoms)
