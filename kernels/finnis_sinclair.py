@@ -16,19 +16,24 @@ Finnis-Sinclair forces are discontinuous where an atom's last neighbor crosses d
 energy is continuous): a dimer just inside d attracts with 2A (eV/Å), beyond d with 0.
 
 Forces on a full list (every pair i -> j listed in both directions, images of an atom
-itself included) use each atom's own pairs only::
+itself included) use each atom's own pairs only, so that atoms run in parallel with no
+shared writes::
 
     F_i = sum_j [V'(r_ij) + (F'(rho_i) + F'(rho_j)) phi'(r_ij)] r_ij / |r_ij|,
     r_ij = r_j - r_i + S @ cell
 
-Parameters are one float64 array with the layout of the index constants below (built and
-validated by ``emtool.potentials.reference``).
+The kernels take the list as CSR offsets, neighbors and image shifts and recompute r_ij
+at the positions given, so that MD passes its Verlet skin list as it is, with no per-step
+filtering to the cutoff. Parameters are a ``FinnisSinclairParams`` (built and validated by
+``emtool.potentials.reference``).
 """
 from typing import NamedTuple
 
 import numpy as np
+from numba import prange
 
 from emtool.kernels.jit import jit
+from emtool.kernels.neighbors import _pair_vector
 
 
 class FinnisSinclairParams(NamedTuple):
@@ -47,7 +52,7 @@ class FinnisSinclairParams(NamedTuple):
     cutoff: float
 
 
-@jit
+@jit(inline=True)
 def fs_density(r, params):
     """Density function phi(r) (Å^2) and phi'(r) (Å) at r >= 0 (Å); zero at r >= d."""
     t = r - params.d
@@ -56,7 +61,7 @@ def fs_density(r, params):
     return t * t, 2.0 * t
 
 
-@jit
+@jit(inline=True)
 def fs_pair(r, params):
     """Pair potential V(r) (eV) and V'(r) (eV/Å) at r >= 0 (Å); zero at r >= max(c, b0)."""
     v = 0.0
@@ -75,7 +80,7 @@ def fs_pair(r, params):
     return v, dv
 
 
-@jit
+@jit(inline=True)
 def fs_embedding(rho, params):
     """Embedding energy F(rho) = -A sqrt(rho) (eV) and F'(rho) (eV/Å^2) at rho >= 0 (Å^2).
 
@@ -88,34 +93,89 @@ def fs_embedding(rho, params):
     return -params.A * root, -0.5 * params.A / root
 
 
-@jit
-def fs_densities(natoms, i, j, rij, params):
-    """Densities rho_i = sum_j phi(r_ij) (Å^2), float64 (N,), over a full list (i, j, rij)."""
+@jit(parallel=True)
+def fs_densities(positions, cell, offsets, j, shift, params, nchunk):
+    """Densities over a full list in CSR form (arguments as for ``fs_energy_forces``), and
+    the pairs within the cutoff gathered for the force pass.
+
+    Returns
+    -------
+    rho : float64 (N,)
+        rho_i = sum_j phi(r_ij) (Å^2).
+    coincident : int
+        Index of the first pair at r = 0 (-1 if none).
+    count : int64 (N,)
+        Pairs of atom a with |r|^2 < cutoff^2, gathered in list order at
+        ``offsets[a]:offsets[a] + count[a]`` of ``near`` and ``vectors``.
+    near : int64 (P,)
+        Their neighbor atoms j.
+    vectors : float64 (P, 4)
+        Their r_ij (Å) and |r_ij| (Å), at the same places as ``near``.
+    """
+    natoms = offsets.shape[0] - 1
     rho = np.zeros(natoms)
-    cutsq = params.d * params.d
-    for p in range(i.shape[0]):
-        dx, dy, dz = rij[p, 0], rij[p, 1], rij[p, 2]
-        rsq = dx * dx + dy * dy + dz * dz
-        if rsq < cutsq:
-            phi, _ = fs_density(np.sqrt(rsq), params)
-            rho[i[p]] += phi
-    return rho
+    count = np.zeros(natoms, np.int64)
+    first = np.full(natoms, -1, np.int64)
+    near = np.empty(j.shape[0], np.int64)
+    vectors = np.empty((j.shape[0], 4))
+    cutsq = params.cutoff * params.cutoff
+    nchunk = max(1, min(nchunk, natoms))
+    for chunk in prange(nchunk):
+        for a in range(chunk * natoms // nchunk, (chunk + 1) * natoms // nchunk):
+            density = 0.0
+            q = offsets[a]
+            for p in range(offsets[a], offsets[a + 1]):
+                dx, dy, dz = _pair_vector(positions, cell, a, j[p], shift[p, 0], shift[p, 1],
+                                          shift[p, 2])
+                rsq = dx * dx + dy * dy + dz * dz
+                if rsq < cutsq:
+                    if rsq == 0.0 and first[a] < 0:
+                        first[a] = p
+                    r = np.sqrt(rsq)
+                    phi, _ = fs_density(r, params)
+                    density += phi
+                    near[q] = j[p]
+                    vectors[q, 0], vectors[q, 1], vectors[q, 2], vectors[q, 3] = dx, dy, dz, r
+                    q += 1
+            rho[a] = density
+            count[a] = q - offsets[a]
+    coincident = -1
+    for a in range(natoms):
+        if first[a] >= 0:
+            coincident = first[a]
+            break
+    return rho, coincident, count, near, vectors
 
 
-@jit
-def fs_energy_forces(natoms, i, j, rij, params):
+@jit(parallel=True)
+def fs_energy_forces(positions, cell, offsets, j, shift, params, nchunk):
     """Finnis-Sinclair energies, forces and virial over a full neighbor list.
+
+    The list is given in CSR form and may hold more pairs than those within the cutoff
+    (a Verlet skin list): each pair vector is recomputed at ``positions`` with the neighbor
+    builders' arithmetic (``emtool.kernels.neighbors._pair_vector``), and pairs at
+    r >= cutoff contribute nothing. The pairs of each atom are summed in list order, so any
+    list holding every pair within the cutoff in the builders' i, j, S order gives the same
+    energies and forces bit for bit. Two passes over ``nchunk`` parallel chunks of atoms
+    (densities, gathering the pairs within the cutoff; then forces over those); the result
+    does not depend on the number of threads.
 
     Parameters
     ----------
-    natoms : int
-    i, j : int arrays (P,)
-        Directed pairs i -> j of a FULL list: every pair appears as i -> j and j -> i,
+    positions : float64 (N, 3)
+        Cartesian positions (Å).
+    cell : float64 (3, 3)
+        Rows are lattice vectors (Å).
+    offsets : int64 (N + 1,)
+        CSR offsets: the pairs of atom a are ``offsets[a]:offsets[a + 1]``.
+    j : int64 (P,)
+        Neighbor of each pair; every pair appears as i -> j and j -> i (a FULL list),
         including periodic images of an atom itself (then i == j).
-    rij : float64 (P, 3)
-        r_ij = r_j - r_i + S @ cell (Å), no two atoms at one position (r_ij > 0).
-    params : float64 (N_PARAMS,)
-        Layout ``A ... CUTOFF`` of this module.
+    shift : int64 (P, 3)
+        Image shift S: r_ij = r_j - r_i + S @ cell.
+    params : FinnisSinclairParams
+    nchunk : int
+        Parallel chunks of atoms (``emtool.parallel.run_kernel`` passes it).
 
     Returns
     -------
@@ -128,39 +188,52 @@ def fs_energy_forces(natoms, i, j, rij, params):
         of the force between i and j (the convention of ``kernels.zbl``):
         W = -1/2 sum_ij [V' + (F'_i + F'_j) phi'] r_ij (x) r_ij / |r_ij|; positive when
         compressed. ASE's stress is sigma = (1/V) dE/d(strain) = -W / V.
+    coincident : int
+        Index of the first pair at r = 0 (-1 if none); energies and forces are then not
+        finite and the caller must refuse the structure.
     """
-    rho = fs_densities(natoms, i, j, rij, params)
-    energies = np.zeros(natoms)
-    dfdrho = np.zeros(natoms)
+    natoms = offsets.shape[0] - 1
+    rho, coincident, count, near, vectors = fs_densities(positions, cell, offsets, j, shift,
+                                                         params, nchunk)
+    energies = np.empty(natoms)
+    dfdrho = np.empty(natoms)
     for a in range(natoms):
         energies[a], dfdrho[a] = fs_embedding(rho[a], params)
     forces = np.zeros((natoms, 3))
-    wxx = wyy = wzz = wyz = wxz = wxy = 0.0
-    cutsq = params.cutoff * params.cutoff
-    for p in range(i.shape[0]):
-        dx, dy, dz = rij[p, 0], rij[p, 1], rij[p, 2]
-        rsq = dx * dx + dy * dy + dz * dz
-        if rsq >= cutsq:
-            continue
-        r = np.sqrt(rsq)
-        a, b = i[p], j[p]
-        v, dv = fs_pair(r, params)
-        _, dphi = fs_density(r, params)
-        energies[a] += 0.5 * v
-        g = (dv + (dfdrho[a] + dfdrho[b]) * dphi) / r
-        fx, fy, fz = g * dx, g * dy, g * dz
-        forces[a, 0] += fx
-        forces[a, 1] += fy
-        forces[a, 2] += fz
-        wxx += dx * fx
-        wyy += dy * fy
-        wzz += dz * fz
-        wyz += dy * fz
-        wxz += dx * fz
-        wxy += dx * fy
+    nchunk = max(1, min(nchunk, natoms))
+    partial = np.zeros((nchunk, 6))
+    for chunk in prange(nchunk):
+        wxx = wyy = wzz = wyz = wxz = wxy = 0.0
+        for a in range(chunk * natoms // nchunk, (chunk + 1) * natoms // nchunk):
+            energy = energies[a]
+            fx = fy = fz = 0.0
+            for q in range(offsets[a], offsets[a] + count[a]):
+                dx, dy, dz, r = vectors[q, 0], vectors[q, 1], vectors[q, 2], vectors[q, 3]
+                v, dv = fs_pair(r, params)
+                _, dphi = fs_density(r, params)
+                energy += 0.5 * v
+                g = (dv + (dfdrho[a] + dfdrho[near[q]]) * dphi) / r
+                gx, gy, gz = g * dx, g * dy, g * dz
+                fx += gx
+                fy += gy
+                fz += gz
+                wxx += dx * gx
+                wyy += dy * gy
+                wzz += dz * gz
+                wyz += dy * gz
+                wxz += dx * gz
+                wxy += dx * gy
+            energies[a] = energy
+            forces[a, 0], forces[a, 1], forces[a, 2] = fx, fy, fz
+        partial[chunk, 0], partial[chunk, 1], partial[chunk, 2] = wxx, wyy, wzz
+        partial[chunk, 3], partial[chunk, 4], partial[chunk, 5] = wyz, wxz, wxy
+    w = np.zeros(6)
+    for chunk in range(nchunk):
+        for k in range(6):
+            w[k] += partial[chunk, k]
     virial = np.empty((3, 3))
-    virial[0, 0], virial[1, 1], virial[2, 2] = -0.5 * wxx, -0.5 * wyy, -0.5 * wzz
-    virial[1, 2] = virial[2, 1] = -0.5 * wyz
-    virial[0, 2] = virial[2, 0] = -0.5 * wxz
-    virial[0, 1] = virial[1, 0] = -0.5 * wxy
-    return energies, forces, virial
+    virial[0, 0], virial[1, 1], virial[2, 2] = -0.5 * w[0], -0.5 * w[1], -0.5 * w[2]
+    virial[1, 2] = virial[2, 1] = -0.5 * w[3]
+    virial[0, 2] = virial[2, 0] = -0.5 * w[4]
+    virial[0, 1] = virial[1, 0] = -0.5 * w[5]
+    return energies, forces, virial, coincident

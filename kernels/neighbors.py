@@ -115,17 +115,16 @@ def _fractional(positions, reciprocal):
     return out
 
 
-@jit
+@jit(inline=True)
 def _pair_vector(positions, cell, i, j, s0, s1, s2):
-    """r_j - r_i + S @ cell, evaluated in ASE's order: (r_j - r_i) + (S_0 a + S_1 b + S_2 c)."""
-    a = cell[0]
-    b = cell[1]
-    c = cell[2]
-    ri = positions[i]
-    rj = positions[j]
-    return ((rj[0] - ri[0]) + (s0 * a[0] + s1 * b[0] + s2 * c[0]),
-            (rj[1] - ri[1]) + (s0 * a[1] + s1 * b[1] + s2 * c[1]),
-            (rj[2] - ri[2]) + (s0 * a[2] + s1 * b[2] + s2 * c[2]))
+    """r_j - r_i + S @ cell, evaluated in ASE's order: (r_j - r_i) + (S_0 a + S_1 b + S_2 c).
+    Scalar indexing only: no array views, which would cost a reference count per pair."""
+    return ((positions[j, 0] - positions[i, 0])
+            + (s0 * cell[0, 0] + s1 * cell[1, 0] + s2 * cell[2, 0]),
+            (positions[j, 1] - positions[i, 1])
+            + (s0 * cell[0, 1] + s1 * cell[1, 1] + s2 * cell[2, 1]),
+            (positions[j, 2] - positions[i, 2])
+            + (s0 * cell[0, 2] + s1 * cell[1, 2] + s2 * cell[2, 2]))
 
 
 @jit

@@ -288,6 +288,30 @@ def test_rejects_other_elements_and_bad_structures(pot):
         pot.evaluate(Atoms("W", positions=[[np.nan, 0, 0]]))
 
 
+def test_wide_lists_and_thread_counts_give_the_same_result_bit_for_bit(pot):
+    """A list wider than the cutoff (as MD's Verlet skin list after the atoms moved) and any
+    number of threads give the energies and forces of the list at the cutoff, bit for bit."""
+    import numba
+    atoms = displaced_bcc(6, 7)
+    wide = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, pot.cutoff + 1.0)
+    atoms.positions += np.random.default_rng(8).normal(scale=0.1, size=atoms.positions.shape)
+    exact = pot.evaluate(atoms)
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            for neighbors in (None, wide):
+                result = pot.evaluate(atoms, neighbors=neighbors)
+                np.testing.assert_array_equal(result["energies"], exact["energies"])
+                np.testing.assert_array_equal(result["forces"], exact["forces"])
+                np.testing.assert_allclose(result["stress"], exact["stress"], rtol=0,
+                                           atol=1e-14)
+    finally:
+        numba.set_num_threads(before)
+    with pytest.raises(ParameterError, match="neighbor list is of 686 atoms, the structure has 685"):
+        pot.evaluate(atoms[:-1], neighbors=wide)
+
+
 def test_parameters_are_validated():
     assert FinnisSinclairW().cutoff == 4.400224
     assert FinnisSinclairW(c=5.0).cutoff == 5.0

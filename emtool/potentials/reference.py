@@ -29,7 +29,8 @@ from ase.data import chemical_symbols
 from emtool.kernels import finnis_sinclair as _k
 from emtool.descriptors.neighbors import neighbor_list
 from emtool.errors import ParameterError, StructureError
-from emtool.structure import voigt
+from emtool.parallel import run_kernel
+from emtool.structure import check_structure, voigt
 
 @dataclass(frozen=True)
 class FinnisSinclairW:
@@ -94,8 +95,9 @@ class FinnisSinclairW:
         """Energy, per-atom energies, forces and (fully periodic cells) stress of ``atoms``.
 
         ``neighbors``: optional ``NeighborList`` holding every pair within ``cutoff`` at the
-        positions of ``atoms`` (``neighbor_list``'s ``superset``, e.g. ``VerletList.update``'s,
-        as MD passes); built here when None. The result does not depend on it.
+        positions of ``atoms`` (e.g. ``VerletList.update``'s, as MD passes); the kernel reads
+        its pairs as they are and skips those beyond the cutoff, with no filtered copy. Built
+        here when None. The result does not depend on it, bit for bit.
 
         Returns
         -------
@@ -111,32 +113,45 @@ class FinnisSinclairW:
         StructureError
             Invalid positions, cell or pbc, or two atoms (or images) at one position.
         """
-        nl = self._pairs(atoms, neighbors)
-        energies, forces, virial = _k.fs_energy_forces(len(atoms), nl.i, nl.j, nl.rij,
-                                                      self.kernel_params())
+        positions, cell, nl = self._pairs(atoms, neighbors)
+        energies, forces, virial, coincident = run_kernel(
+            _k.fs_energy_forces, len(positions), positions, cell, nl.offsets, nl.j, nl.shift,
+            self.kernel_params())
+        _refuse_coincident(nl, coincident)
         result = dict(energy=float(energies.sum()), energies=energies, forces=forces)
         if np.all(atoms.pbc):
-            result["stress"] = -voigt(virial) / abs(np.linalg.det(atoms.cell.array))
+            result["stress"] = -voigt(virial) / abs(np.linalg.det(cell))
         return result
 
     def densities(self, atoms):
         """Densities rho_i = sum_j phi(r_ij) (Å^2), float64 (N,)."""
-        nl = self._pairs(atoms)
-        return _k.fs_densities(len(atoms), nl.i, nl.j, nl.rij, self.kernel_params())
+        positions, cell, nl = self._pairs(atoms)
+        rho, coincident, *_ = run_kernel(_k.fs_densities, len(positions), positions, cell,
+                                         nl.offsets, nl.j, nl.shift, self.kernel_params())
+        _refuse_coincident(nl, coincident)
+        return rho
 
     def _pairs(self, atoms, neighbors=None):
-        other = sorted({chemical_symbols[z] for z in np.unique(atoms.numbers)} - {"W"})
-        if other:
+        """Checked positions, cell and a list holding every pair within the cutoff: the
+        ``neighbors`` given (the kernels skip its pairs beyond the cutoff) or a new one."""
+        if not np.all(atoms.numbers == 74):
+            other = sorted({chemical_symbols[z] for z in np.unique(atoms.numbers)} - {"W"})
             raise ParameterError(f"FinnisSinclairW is a tungsten potential; atoms contain "
                                  f"{', '.join(other)}")
-        nl = neighbor_list(atoms.positions, atoms.cell.array, atoms.pbc, self.cutoff,
-                           superset=neighbors)
-        coincident = np.flatnonzero(np.einsum("pk,pk->p", nl.rij, nl.rij) == 0.0)
-        if len(coincident):
-            p = coincident[0]
-            raise StructureError(f"atoms {nl.i[p]} and {nl.j[p]} (image {nl.shift[p]}) are at "
-                                 f"the same position")
-        return nl
+        positions, cell, pbc = check_structure(atoms.positions, atoms.cell.array, atoms.pbc)
+        if neighbors is None:
+            return positions, cell, neighbor_list(positions, cell, pbc, self.cutoff)
+        if len(neighbors.offsets) != len(positions) + 1:
+            raise ParameterError(f"the neighbor list is of {len(neighbors.offsets) - 1} atoms, "
+                                 f"the structure has {len(positions)}")
+        return positions, cell, neighbors
+
+
+def _refuse_coincident(nl, pair):
+    """StructureError if the kernel found a pair (index ``pair`` of ``nl``; -1: none) at r = 0."""
+    if pair >= 0:
+        raise StructureError(f"atoms {nl.i[pair]} and {nl.j[pair]} (image "
+                             f"{tuple(int(s) for s in nl.shift[pair])}) are at the same position")
 
 
 #: Potentials named by ``reference:<name>`` specs.
