@@ -122,21 +122,24 @@ def fs_densities(positions, cell, offsets, j, shift, params, nchunk):
     nchunk = max(1, min(nchunk, natoms))
     for chunk in prange(nchunk):
         for a in range(chunk * natoms // nchunk, (chunk + 1) * natoms // nchunk):
-            density = 0.0
             q = offsets[a]
             for p in range(offsets[a], offsets[a + 1]):
                 dx, dy, dz = _pair_vector(positions, cell, a, j[p], shift[p, 0], shift[p, 1],
                                           shift[p, 2])
                 rsq = dx * dx + dy * dy + dz * dz
-                if rsq < cutsq:
-                    if rsq == 0.0 and first[a] < 0:
-                        first[a] = p
-                    r = np.sqrt(rsq)
-                    phi, _ = fs_density(r, params)
-                    density += phi
-                    near[q] = j[p]
-                    vectors[q, 0], vectors[q, 1], vectors[q, 2], vectors[q, 3] = dx, dy, dz, r
-                    q += 1
+                near[q] = p
+                vectors[q, 0], vectors[q, 1], vectors[q, 2], vectors[q, 3] = dx, dy, dz, rsq
+                q += rsq < cutsq
+            density = 0.0
+            for t in range(offsets[a], q):
+                rsq = vectors[t, 3]
+                if rsq == 0.0 and first[a] < 0:
+                    first[a] = near[t]
+                r = np.sqrt(rsq)
+                phi, _ = fs_density(r, params)
+                density += phi
+                near[t] = j[near[t]]
+                vectors[t, 3] = r
             rho[a] = density
             count[a] = q - offsets[a]
     coincident = -1
