@@ -23,6 +23,7 @@ Run: python bench/bench_select.py [--pool 10000] [--test 1000] [--nn] [--quests 
      [--timing 100000] [--plot docs/select_learning_curves.png]
 """
 import argparse
+import importlib.util
 import json
 import time
 from pathlib import Path
@@ -140,9 +141,7 @@ def selections(args, pool_path, budget):
     for seed in range(args.seeds):
         picks = np.random.default_rng(seed).permutation(args.pool)[:budget]
         found[f"random_{seed}"] = (picks, 0.0)
-    try:
-        import quests  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("quests") is None:
         log("QUESTS is not installed (pip install quests): its rows are skipped")
         return found
     for method in args.quests:

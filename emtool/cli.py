@@ -633,14 +633,15 @@ def evaluate(paths, model, subset, predictions, overwrite, as_json, plots, train
     images = read_dataset(data)
     if subset:
         images = subset_configurations(model, data, images, subset)
-    result = dict(evaluate_images(potential, images, predictions=bool(predictions)),
+    result = dict(evaluate_images(potential, images, predictions=bool(predictions or plots)),
                   ndof=getattr(potential, "ndof", None), subset=subset)
+    kept = result.pop("predictions", None)
     if predictions:
         settings = dict(potential=str(model), data=str(data), subset=subset)
-        result["predictions"] = str(write_predictions(predictions, images,
-                                                      result.pop("predictions"), data, settings))
+        result["predictions"] = str(write_predictions(predictions, images, kept, data,
+                                                      settings))
     if plots:
-        result["plot"] = str(plot_errors(potential, images, plots))
+        result["plot"] = str(plot_errors(potential, images, plots, kept))
     if train:
         from emtool.analysis.compare import error_coverage
         params = getattr(potential, "params", None) or SnapParams()

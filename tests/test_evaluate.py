@@ -224,3 +224,21 @@ def test_progress_lines_in_the_logs(tmp_path, caplog):
     assert 6 <= len(evaluated) <= 22 and evaluated[-1].startswith("evaluate: 25/25")
     assert [line.split(",")[0] for line in lines["emtool.workflows"]] == [
         f"descriptors: {k}/3 configurations (" + f"{100 * k / 3:.0f} %)" for k in (1, 2, 3)]
+
+
+def test_plots_use_the_evaluation_and_refuse_an_unlabeled_set(tmp_path):
+    """``plot_errors`` given ``evaluate_images``' predictions never calls the potential (the
+    CLI's --plots evaluates once), and with nothing labeled says so instead of failing."""
+    from emtool.analysis.evaluate import plot_errors
+    from emtool.errors import ParameterError
+
+    class Refuses:
+        def evaluate(self, atoms):
+            raise AssertionError("evaluated twice")
+
+    images = labeled_set(tmp_path / "d.h5", n=4, unlabeled=(2,))
+    kept = evaluate_images(reference_potential("reference:W"), images,
+                           predictions=True)["predictions"]
+    assert plot_errors(Refuses(), images, tmp_path / "plots", kept).exists()
+    with pytest.raises(ParameterError, match="no labeled configurations to plot"):
+        plot_errors(Refuses(), [images[2]], tmp_path / "plots")

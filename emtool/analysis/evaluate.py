@@ -206,12 +206,18 @@ def write_predictions(path, images, predictions, source=None, settings=None):
                          provenance=info["provenance"] + [provenance_record("evaluate", settings)])
 
 
-def plot_errors(potential, images, folder):
+def plot_errors(potential, images, folder, predictions=None):
     """``folder``/errors.png: the parity plot of energies per atom and the RSE histogram of
-    ``potential`` on the labeled ``images`` (:func:`emtool.plots.errors`)."""
+    ``potential`` on the labeled ``images`` (:func:`emtool.plots.errors`). ``predictions``:
+    ``evaluate_images``' list for ``images`` when already evaluated (then ``potential`` is
+    not called). ``ParameterError`` when no configuration is labeled."""
     ref, pred = [], []
-    for atoms in images:
-        if atoms.calc is not None and np.isfinite(atoms.calc.results.get("energy", np.nan)):
+    for k, atoms in enumerate(images):
+        if _labeled(atoms):
             ref.append(atoms.calc.results["energy"] / len(atoms))
-            pred.append(potential.evaluate(atoms)["energy"] / len(atoms))
+            energy = (predictions[k]["energy"] if predictions is not None
+                      else potential.evaluate(atoms)["energy"])
+            pred.append(energy / len(atoms))
+    if not ref:
+        raise ParameterError("no labeled configurations to plot")
     return plots.errors(ref, pred, Path(folder) / "errors.png")
