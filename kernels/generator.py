@@ -3,7 +3,9 @@
 S is the descriptor entropy of ``kernels.entropy`` over scaled bispectrum components
 D_i = B_i / scale (the twojmax-2 components at R = 4.73 Å by default), V_rep the pair
 repulsion of ``kernels.repulsion``. The entropy force is a SNAP force with per-atom
-coefficients beta_i = -K (dS/dD_i) / scale, evaluated by the adjoint kernel.
+coefficients beta_i = -K (dS/dD_i) / scale, evaluated by the adjoint kernel from the U of
+the descriptor pass (``bispectrum_and_u``, ``beta_forces_from_u``): U is computed once per
+step.
 Cells are fixed; neighbor lists use a Verlet skin and are rebuilt when an atom has moved by
 more than half of it.
 """
@@ -16,7 +18,7 @@ from emtool.kernels.fire import fire_init, fire_step
 from emtool.kernels.neighbors import neighbor_pairs_direct
 from emtool.kernels.pairs import scatter_pairs
 from emtool.kernels.repulsion import repulsion_energy_forces
-from emtool.kernels.snap import PairArrays, beta_forces_kernel, bispectrum_kernel
+from emtool.kernels.snap import PairArrays, beta_forces_from_u, bispectrum_and_u
 from emtool.kernels.jit import jit
 
 
@@ -61,11 +63,11 @@ def entropy_potential(positions, cell, i, j, shift, basis, settings, scale, term
     offsets, i_in, j_in, rij = _inside_pairs(positions, cell, i, j, shift, terms.rcut)
     npairs = rij.shape[0]
     pairs = PairArrays(offsets, rij, np.full(npairs, terms.rcut), np.ones(npairs))
-    b = bispectrum_kernel(basis, pairs, settings, 1)
+    b, kept = bispectrum_and_u(basis, pairs, settings, 1)
     d = b / scale
     entropy, grad = entropy_and_gradient(d, terms.floor)
     beta = (-terms.K) * grad / scale
-    dedr, _ = beta_forces_kernel(basis, pairs, settings, beta, 1)
+    dedr = beta_forces_from_u(basis, pairs, beta, kept, 1)
     forces = scatter_pairs(natoms, i_in, j_in, dedr)
     v_rep, f_rep, _ = repulsion_energy_forces(natoms, i_in, j_in, rij, terms.r_ex, terms.e0)
     forces += f_rep

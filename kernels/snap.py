@@ -31,6 +31,11 @@ from emtool.kernels.snap_basis import (Z_J, Z_J1, Z_J2, Z_JJU, Z_MA1MIN, Z_MA2MA
 
 PI = np.pi
 
+#: Columns of the per-neighbor geometry ``_u_total`` keeps for ``_scaled_du``: r (Å),
+#: z0 = r / tan(theta0) (Å), dz0/dr, f_c and df_c/dr (1/Å).
+(G_R, G_Z0, G_DZ0DR, G_FC, G_DFC) = range(5)
+N_GEOMETRY = 5
+
 
 class PairArrays(NamedTuple):
     """The neighbor pairs of N atoms, as the kernels take them.
@@ -206,11 +211,13 @@ def _angles(x, y, z, rcut, rfac0, rmin0):
 
 
 @jit
-def _u_total(basis, pairs, settings, start, stop, u_nbr_r, u_nbr_i, utot_r, utot_i):
+def _u_total(basis, pairs, settings, start, stop, u_nbr_r, u_nbr_i, geometry, utot_r, utot_i):
     """U of one atom from its neighbor pairs start:stop; keeps each neighbor's u in u_nbr_*.
 
     utot_r, utot_i (idxu_max,) get wself on the diagonals plus sum_k f_c w_k u(r_ik), all rows.
-    u_nbr_r, u_nbr_i (>= stop-start, idxu_max) get the unscaled u of each neighbor.
+    u_nbr_r, u_nbr_i (>= stop-start, idxu_max) get the unscaled u of each neighbor, and
+    geometry (>= stop-start, 5) its r, z0, dz0/dr, f_c and df_c/dr (columns ``G_*``), which
+    the derivative pass (``_scaled_du``) reuses instead of recomputing them.
     """
     idxu_block = basis.idxu_block
     rij, rcut = pairs.rij, pairs.rcut
@@ -225,10 +232,13 @@ def _u_total(basis, pairs, settings, start, stop, u_nbr_r, u_nbr_i, utot_r, utot
         x = rij[p, 0]
         y = rij[p, 1]
         z = rij[p, 2]
-        r, z0, _ = _angles(x, y, z, rcut[p], settings.rfac0, settings.rmin0)
+        r, z0, dz0dr = _angles(x, y, z, rcut[p], settings.rfac0, settings.rmin0)
         _u_layers(basis.twojmax, basis.rootpq, idxu_block, x, y, z, z0, r, u_nbr_r[n],
                   u_nbr_i[n])
-        sfac = _switch(r, rcut[p], settings.rmin0, settings.switchflag)[0] * pairs.wj[p]
+        fc, dfc = _switch(r, rcut[p], settings.rmin0, settings.switchflag)
+        geometry[n, G_R], geometry[n, G_Z0], geometry[n, G_DZ0DR] = r, z0, dz0dr
+        geometry[n, G_FC], geometry[n, G_DFC] = fc, dfc
+        sfac = fc * pairs.wj[p]
         for j in range(basis.twojmax + 1):
             first = idxu_block[j]
             for jju in range(first, first + (j // 2 + 1) * (j + 1)):
@@ -340,17 +350,17 @@ def _z_all(basis, utot_r, utot_i, z_r, z_i):
 
 
 @jit(inline=True)
-def _scaled_du(twojmax, rootpq, idxu_block, half_index, x, y, z, rcut, wj, rfac0, rmin0,
-               switchflag, u_r, u_i, du_r, du_i, dc_r, dc_i):
+def _scaled_du(twojmax, rootpq, idxu_block, half_index, x, y, z, wj, geometry, u_r, u_i,
+               du_r, du_i, dc_r, dc_i):
     """d(f_c w u)/dr_ik of one neighbor in the compact half layout: dc_r, dc_i (3, n_half).
 
+    geometry (5,), u_r, u_i (idxu_max,): the neighbor's row of ``_u_total``'s outputs.
     du_r, du_i (idxu_max, 3) are workspace for the recursion.
     """
-    r, z0, dz0dr = _angles(x, y, z, rcut, rfac0, rmin0)
+    r, z0, dz0dr = geometry[G_R], geometry[G_Z0], geometry[G_DZ0DR]
     _du_layers(twojmax, rootpq, idxu_block, x, y, z, z0, r, dz0dr, u_r, u_i, du_r, du_i)
-    sfac, dsfac = _switch(r, rcut, rmin0, switchflag)
-    sfac *= wj
-    dsfac *= wj
+    sfac = geometry[G_FC] * wj
+    dsfac = geometry[G_DFC] * wj
     gx = dsfac * x / r
     gy = dsfac * y / r
     gz = dsfac * z / r
@@ -392,11 +402,12 @@ def _dedr(dc_r, dc_i, yc_r, yc_i, out):
 
 @jit
 def _workspace(basis, max_nbr):
-    """Per-chunk arrays: neighbor u (max_nbr, idxu_max) x2, U (idxu_max,) x2, dU recursion
-    (idxu_max, 3) x2, compact dU (3, n_half) x2 (real and imaginary parts)."""
+    """Per-chunk arrays: neighbor u (max_nbr, idxu_max) x2, neighbor geometry (max_nbr, 5),
+    U (idxu_max,) x2, dU recursion (idxu_max, 3) x2, compact dU (3, n_half) x2 (real and
+    imaginary parts)."""
     n_half = basis.half_index.shape[0]
     return (np.empty((max_nbr, basis.idxu_max)), np.empty((max_nbr, basis.idxu_max)),
-            np.empty(basis.idxu_max), np.empty(basis.idxu_max),
+            np.empty((max_nbr, N_GEOMETRY)), np.empty(basis.idxu_max), np.empty(basis.idxu_max),
             np.empty((basis.idxu_max, 3)), np.empty((basis.idxu_max, 3)),
             np.empty((3, n_half)), np.empty((3, n_half)))
 
@@ -416,13 +427,10 @@ def bispectrum_kernel(basis, pairs, settings, nchunk):
     max_nbr = max(1, np.max(np.diff(offsets))) if natoms else 1
     nchunk = max(1, min(nchunk, natoms))
     for c in prange(nchunk):
-        u_nbr_r = np.empty((max_nbr, basis.idxu_max))
-        u_nbr_i = np.empty((max_nbr, basis.idxu_max))
-        utot_r = np.empty(basis.idxu_max)
-        utot_i = np.empty(basis.idxu_max)
+        u_nbr_r, u_nbr_i, geometry, utot_r, utot_i, _, _, _, _ = _workspace(basis, max_nbr)
         for i in range(c * natoms // nchunk, (c + 1) * natoms // nchunk):
             _u_total(basis, pairs, settings, offsets[i], offsets[i + 1], u_nbr_r, u_nbr_i,
-                     utot_r, utot_i)
+                     geometry, utot_r, utot_i)
             _bispectrum_from_u(basis, utot_r, utot_i, out[i])
     return out
 
@@ -442,7 +450,8 @@ def beta_forces_kernel(basis, pairs, settings, beta, nchunk):
     max_nbr = max(1, np.max(np.diff(offsets))) if natoms else 1
     nchunk = max(1, min(nchunk, natoms))
     for c in prange(nchunk):
-        u_nbr_r, u_nbr_i, utot_r, utot_i, du_r, du_i, dc_r, dc_i = _workspace(basis, max_nbr)
+        u_nbr_r, u_nbr_i, geometry, utot_r, utot_i, du_r, du_i, dc_r, dc_i = _workspace(
+            basis, max_nbr)
         y_r = np.empty(basis.idxu_max)
         y_i = np.empty(basis.idxu_max)
         yc_r = np.empty(basis.half_index.shape[0])
@@ -452,16 +461,75 @@ def beta_forces_kernel(basis, pairs, settings, beta, nchunk):
             stop = offsets[i + 1]
             if stop == start:
                 continue
-            _u_total(basis, pairs, settings, start, stop, u_nbr_r, u_nbr_i, utot_r, utot_i)
+            _u_total(basis, pairs, settings, start, stop, u_nbr_r, u_nbr_i, geometry, utot_r,
+                     utot_i)
             _y_from_u(basis, utot_r, utot_i, beta[i], y_r, y_i, yc_r, yc_i, b[i])
             for p in range(start, stop):
                 n = p - start
                 _scaled_du(basis.twojmax, basis.rootpq, basis.idxu_block, basis.half_index,
-                           rij[p, 0], rij[p, 1], rij[p, 2], pairs.rcut[p], pairs.wj[p],
-                           settings.rfac0, settings.rmin0, settings.switchflag, u_nbr_r[n],
-                           u_nbr_i[n], du_r, du_i, dc_r, dc_i)
+                           rij[p, 0], rij[p, 1], rij[p, 2], pairs.wj[p], geometry[n],
+                           u_nbr_r[n], u_nbr_i[n], du_r, du_i, dc_r, dc_i)
                 _dedr(dc_r, dc_i, yc_r, yc_i, dedr[p])
     return dedr, b
+
+
+@jit(parallel=True)
+def bispectrum_and_u(basis, pairs, settings, nchunk):
+    """``bispectrum_kernel`` that also keeps what ``beta_forces_from_u`` needs, so that a
+    caller who must see every B before it chooses beta (the generator's entropy gradient)
+    computes U once.
+
+    Returns (B, kept): B (N, D) before the bzero shift; kept = (u_r, u_i (P, idxu_max): the
+    unscaled u of every pair, geometry (P, 5): their ``_u_total`` geometry, utot_r, utot_i
+    (N, idxu_max): U of every atom). Memory: 16 idxu_max + 40 bytes per pair.
+    """
+    offsets = pairs.offsets
+    natoms = offsets.shape[0] - 1
+    npairs = pairs.rij.shape[0]
+    out = np.zeros((natoms, basis.idxb.shape[0]))
+    u_r = np.empty((npairs, basis.idxu_max))
+    u_i = np.empty((npairs, basis.idxu_max))
+    geometry = np.empty((npairs, N_GEOMETRY))
+    utot_r = np.empty((natoms, basis.idxu_max))
+    utot_i = np.empty((natoms, basis.idxu_max))
+    nchunk = max(1, min(nchunk, natoms))
+    for c in prange(nchunk):
+        for i in range(c * natoms // nchunk, (c + 1) * natoms // nchunk):
+            start = offsets[i]
+            stop = offsets[i + 1]
+            _u_total(basis, pairs, settings, start, stop, u_r[start:stop], u_i[start:stop],
+                     geometry[start:stop], utot_r[i], utot_i[i])
+            _bispectrum_from_u(basis, utot_r[i], utot_i[i], out[i])
+    return out, (u_r, u_i, geometry, utot_r, utot_i)
+
+
+@jit(parallel=True)
+def beta_forces_from_u(basis, pairs, beta, kept, nchunk):
+    """``beta_forces_kernel``'s dE_i/dr_ik (P, 3) eV/Å, from the U that ``bispectrum_and_u``
+    kept for the same pairs (the same numbers, bit for bit, without computing U again).
+    beta (N, D) eV."""
+    u_r, u_i, geometry, utot_r, utot_i = kept
+    offsets, rij = pairs.offsets, pairs.rij
+    natoms = offsets.shape[0] - 1
+    dedr = np.zeros((rij.shape[0], 3))
+    nchunk = max(1, min(nchunk, natoms))
+    for c in prange(nchunk):
+        _, _, _, _, _, du_r, du_i, dc_r, dc_i = _workspace(basis, 1)
+        y_r = np.empty(basis.idxu_max)
+        y_i = np.empty(basis.idxu_max)
+        yc_r = np.empty(basis.half_index.shape[0])
+        yc_i = np.empty(basis.half_index.shape[0])
+        b = np.empty(basis.idxb.shape[0])
+        for i in range(c * natoms // nchunk, (c + 1) * natoms // nchunk):
+            if offsets[i + 1] == offsets[i]:
+                continue
+            _y_from_u(basis, utot_r[i], utot_i[i], beta[i], y_r, y_i, yc_r, yc_i, b)
+            for p in range(offsets[i], offsets[i + 1]):
+                _scaled_du(basis.twojmax, basis.rootpq, basis.idxu_block, basis.half_index,
+                           rij[p, 0], rij[p, 1], rij[p, 2], pairs.wj[p], geometry[p],
+                           u_r[p], u_i[p], du_r, du_i, dc_r, dc_i)
+                _dedr(dc_r, dc_i, yc_r, yc_i, dedr[p])
+    return dedr
 
 
 @jit(parallel=True)
@@ -480,14 +548,16 @@ def dbdr_kernel(basis, pairs, settings, nchunk):
     max_nbr = max(1, np.max(np.diff(offsets))) if natoms else 1
     nchunk = max(1, min(nchunk, natoms))
     for c in prange(nchunk):
-        u_nbr_r, u_nbr_i, utot_r, utot_i, du_r, du_i, dc_r, dc_i = _workspace(basis, max_nbr)
+        u_nbr_r, u_nbr_i, geometry, utot_r, utot_i, du_r, du_i, dc_r, dc_i = _workspace(
+            basis, max_nbr)
         z_r = np.empty(idxz_max)
         z_i = np.empty(idxz_max)
         term = np.empty(3)
         for i in range(c * natoms // nchunk, (c + 1) * natoms // nchunk):
             start = offsets[i]
             stop = offsets[i + 1]
-            _u_total(basis, pairs, settings, start, stop, u_nbr_r, u_nbr_i, utot_r, utot_i)
+            _u_total(basis, pairs, settings, start, stop, u_nbr_r, u_nbr_i, geometry, utot_r,
+                     utot_i)
             _z_all(basis, utot_r, utot_i, z_r, z_i)
             for jjz in range(idxz_max):
                 jjb = basis.b_jjb[jjz]
@@ -497,9 +567,8 @@ def dbdr_kernel(basis, pairs, settings, nchunk):
             for p in range(start, stop):
                 n = p - start
                 _scaled_du(basis.twojmax, basis.rootpq, basis.idxu_block, basis.half_index,
-                           rij[p, 0], rij[p, 1], rij[p, 2], pairs.rcut[p], pairs.wj[p],
-                           settings.rfac0, settings.rmin0, settings.switchflag, u_nbr_r[n],
-                           u_nbr_i[n], du_r, du_i, dc_r, dc_i)
+                           rij[p, 0], rij[p, 1], rij[p, 2], pairs.wj[p], geometry[n],
+                           u_nbr_r[n], u_nbr_i[n], du_r, du_i, dc_r, dc_i)
                 for t in range(basis.db_terms.shape[0]):
                     term_row = basis.db_terms[t]
                     _block_dot(dc_r, dc_i, z_r, z_i, term_row[0], term_row[1], term_row[2], term)

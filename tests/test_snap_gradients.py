@@ -108,3 +108,24 @@ def test_derivative_pass_returns_the_bispectrum():
             params = SnapParams(twojmax=6, bzeroflag=bzeroflag)
             np.testing.assert_allclose(bispectrum_derivatives(atoms, params).b,
                                        bispectrum(atoms, params), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("twojmax", [2, 8])
+def test_kept_u_gives_the_adjoint_kernels_numbers_bit_for_bit(twojmax):
+    """The generator's two-pass path (B with U kept, then dE/dr from that U) returns exactly
+    what ``bispectrum_kernel`` and ``beta_forces_kernel`` return, for any chunk count; an
+    atom without neighbors included."""
+    from ase import Atoms
+    from emtool.descriptors.snap import kernel_inputs
+    from emtool.kernels.snap import (beta_forces_from_u, beta_forces_kernel, bispectrum_and_u,
+                                     bispectrum_kernel)
+    atoms = random_box(5) + Atoms("W", positions=[[40.0, 40.0, 40.0]])
+    atoms.set_cell([60.0] * 3)
+    params = SnapParams(twojmax=twojmax)
+    args = kernel_inputs(params, snap_pairs(atoms, params))
+    beta = np.random.default_rng(2).normal(size=(len(atoms), params.ncoeff))
+    for nchunk in (1, 3):
+        b, kept = bispectrum_and_u(*args, nchunk)
+        np.testing.assert_array_equal(b, bispectrum_kernel(*args, nchunk))
+        np.testing.assert_array_equal(beta_forces_from_u(args[0], args[1], beta, kept, nchunk),
+                                      beta_forces_kernel(*args, beta, nchunk)[0])

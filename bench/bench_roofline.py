@@ -1,0 +1,165 @@
+"""Roofline line of the SNAP kernels: flops per atom-step counted from the index tables, the
+time of each stage, and the fraction of this CPU's peak each stage reaches.
+
+Fixed input: the 2000-atom BCC W of ``bench_snap.structure`` at R = ``bench_snap.RCUTFAC``
+(26 neighbors per atom), linear SNAP with random coefficients, 1 thread. The stages of one
+MD force evaluation (``kernels.snap.beta_forces_kernel``), each timed over all atoms (best of
+--repeats, after warm-up) by a driver that calls the kernel's own building blocks:
+
+- U: ``_u_total`` (per neighbor: Cayley-Klein parameters, the U recursion, the f_c-weighted sum);
+- Z/Y: ``_y_from_u`` (every Clebsch-Gordan product Z, the adjoint Y and B, once per atom);
+- dU: ``_scaled_du`` (per neighbor: the three derivative recursions and d(f_c w u)/dr);
+- dU.Y: ``_dedr`` (per neighbor: the contraction with Y).
+
+dU and dU.Y run inside the kernel's neighbor loop, on its workspaces; they are timed as the
+differences U+dU minus U and U+dU+dU.Y minus U+dU of that loop.
+
+Flops are counted per inner-loop iteration from the code (an add, a multiply or a fused
+multiply-add's two halves each count 1; sqrt, sin, cos and divisions count 1; sign flips and
+copies 0) and multiplied by the iteration counts of the index tables, so they are exact for
+the arithmetic the kernels do (not for the work a cleverer algorithm would need). Peak:
+``--ghz`` (default: the nominal clock in /proc/cpuinfo; the VM hides its turbo clock) times
+4 flops per cycle for scalar code (two FMA ports) and 32 for AVX-512 (two FMA ports of eight
+doubles).
+
+Run: python bench/bench_roofline.py [--twojmax 6 8] [--repeats 5] [--ghz 2.1]
+"""
+import argparse
+from pathlib import Path
+
+import numba
+import numpy as np
+from numba import njit
+
+from bench_snap import RCUTFAC, best_time, structure
+from emtool import SnapParams
+from emtool.descriptors.snap import kernel_inputs, snap_pairs
+from emtool.kernels.snap import _dedr, _scaled_du, _u_total, _workspace, _y_from_u
+from emtool.kernels.snap_basis import Z_NA, Z_NB
+
+SCALAR_FLOPS_PER_CYCLE = 4
+AVX512_FLOPS_PER_CYCLE = 32
+
+
+@njit
+def u_stage(basis, pairs, settings, utot_r, utot_i):
+    """U of every atom into utot_r, utot_i (N, idxu_max)."""
+    offsets = pairs.offsets
+    max_nbr = max(1, np.max(np.diff(offsets)))
+    u_nbr_r, u_nbr_i, geometry, _, _, _, _, _, _ = _workspace(basis, max_nbr)
+    for i in range(offsets.shape[0] - 1):
+        _u_total(basis, pairs, settings, offsets[i], offsets[i + 1], u_nbr_r, u_nbr_i,
+                 geometry, utot_r[i], utot_i[i])
+
+
+@njit
+def y_stage(basis, utot_r, utot_i, beta, yc_r, yc_i, b):
+    """Y (compact, into yc_r, yc_i (N, n_half)) and B of every atom from its U."""
+    y_r = np.empty(basis.idxu_max)
+    y_i = np.empty(basis.idxu_max)
+    for i in range(utot_r.shape[0]):
+        _y_from_u(basis, utot_r[i], utot_i[i], beta[i], y_r, y_i, yc_r[i], yc_i[i], b[i])
+
+
+@njit
+def neighbor_stages(basis, pairs, settings, yc_r, yc_i, with_dedr, dedr):
+    """The kernel's per-atom neighbor loop: U, then for each neighbor d(f_c w u)/dr
+    (``_scaled_du``) and, ``with_dedr``, its contraction with the atom's Y (yc_r, yc_i
+    (N, n_half)) into dedr (P, 3). Same workspaces as ``beta_forces_kernel``."""
+    offsets, rij = pairs.offsets, pairs.rij
+    max_nbr = max(1, np.max(np.diff(offsets)))
+    u_nbr_r, u_nbr_i, geometry, utot_r, utot_i, du_r, du_i, dc_r, dc_i = _workspace(
+        basis, max_nbr)
+    for i in range(offsets.shape[0] - 1):
+        _u_total(basis, pairs, settings, offsets[i], offsets[i + 1], u_nbr_r, u_nbr_i,
+                 geometry, utot_r, utot_i)
+        for p in range(offsets[i], offsets[i + 1]):
+            n = p - offsets[i]
+            _scaled_du(basis.twojmax, basis.rootpq, basis.idxu_block, basis.half_index,
+                       rij[p, 0], rij[p, 1], rij[p, 2], pairs.wj[p], geometry[n],
+                       u_nbr_r[n], u_nbr_i[n], du_r, du_i, dc_r, dc_i)
+            if with_dedr:
+                _dedr(dc_r, dc_i, yc_r[i], yc_i[i], dedr[p])
+
+
+def flops(basis, neighbors):
+    """Flops per atom of each stage, for ``neighbors`` neighbors per atom (see the module
+    docstring for the counting rules)."""
+    twojmax = basis.twojmax
+    recursion = sum((j // 2 + 1) * j for j in range(1, twojmax + 1))     # (j, mb, ma) steps
+    half_layers = sum((j // 2 + 1) * (j + 1) for j in range(twojmax + 1))
+    n_half = basis.half_index.shape[0]
+    na, nb = basis.idxz[:, Z_NA], basis.idxz[:, Z_NB]
+    z = float(np.sum(10 * na * nb + 4 * nb))
+    y = 5 * len(na) + 6 * np.sum(basis.b_jjb >= 0) + 2 * n_half
+    angles = 20                                                        # r, theta0, z0, f_c
+    return {
+        "U": neighbors * (angles + 18 * recursion + 4 * half_layers),
+        "Z/Y": z + y,
+        "dU": neighbors * (angles + 3 * 34 * recursion + 18 * n_half),
+        "dU.Y": neighbors * 12 * n_half,
+    }
+
+
+def stage_times(twojmax, atoms, repeats):
+    """(seconds per atom of each stage, flops per atom of each stage) at ``twojmax``."""
+    params = SnapParams(twojmax=twojmax, rcutfac=RCUTFAC, bzeroflag=0, elements=("W",))
+    pairs_ = snap_pairs(atoms, params)
+    basis, pairs, settings = kernel_inputs(params, pairs_)
+    n, npair = len(atoms), len(pairs.rij)
+    n_half = basis.half_index.shape[0]
+    beta = np.random.default_rng(1).normal(scale=1e-3, size=(n, params.ncoeff))
+    utot_r, utot_i = np.empty((n, basis.idxu_max)), np.empty((n, basis.idxu_max))
+    yc_r, yc_i = np.empty((n, n_half)), np.empty((n, n_half))
+    b = np.empty((n, params.ncoeff))
+    dedr = np.empty((npair, 3))
+    runs = {
+        "U": lambda: u_stage(basis, pairs, settings, utot_r, utot_i),
+        "Z/Y": lambda: y_stage(basis, utot_r, utot_i, beta, yc_r, yc_i, b),
+        "U+dU": lambda: neighbor_stages(basis, pairs, settings, yc_r, yc_i, False, dedr),
+        "U+dU+dU.Y": lambda: neighbor_stages(basis, pairs, settings, yc_r, yc_i, True, dedr),
+    }
+    total = {}
+    for name, run in runs.items():
+        run()
+        total[name] = best_time(run, repeats) / n
+    seconds = {"U": total["U"], "Z/Y": total["Z/Y"], "dU": total["U+dU"] - total["U"],
+               "dU.Y": total["U+dU+dU.Y"] - total["U+dU"]}
+    return seconds, flops(basis, npair / n)
+
+
+def nominal_ghz():
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("cpu MHz"):
+            return float(line.split(":")[1]) / 1000.0
+    raise SystemExit("no clock in /proc/cpuinfo: give --ghz")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--twojmax", type=int, nargs="+", default=[6, 8])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--ghz", type=float, default=None)
+    args = parser.parse_args()
+    numba.set_num_threads(1)
+    ghz = args.ghz or nominal_ghz()
+    atoms = structure()
+    print(f"# SNAP roofline, {len(atoms)}-atom BCC W, R = {RCUTFAC} Å, 1 thread, best of "
+          f"{args.repeats}; peak at {ghz:.2f} GHz: scalar {SCALAR_FLOPS_PER_CYCLE * ghz:.1f}, "
+          f"AVX-512 {AVX512_FLOPS_PER_CYCLE * ghz:.1f} GFLOP/s")
+    print("| 2J | stage | kflop per atom | µs per atom | GFLOP/s | of scalar peak | "
+          "of AVX-512 peak |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for twojmax in args.twojmax:
+        seconds, counts = stage_times(twojmax, atoms, args.repeats)
+        seconds["all"], counts["all"] = sum(seconds.values()), sum(counts.values())
+        for name in seconds:
+            rate = counts[name] / seconds[name] / 1e9
+            print(f"| {twojmax} | {name} | {counts[name] / 1e3:.1f} | "
+                  f"{1e6 * seconds[name]:.1f} | {rate:.2f} | "
+                  f"{rate / (SCALAR_FLOPS_PER_CYCLE * ghz):.0%} | "
+                  f"{rate / (AVX512_FLOPS_PER_CYCLE * ghz):.1%} |")
+
+
+if __name__ == "__main__":
+    main()
