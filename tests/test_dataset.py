@@ -15,9 +15,10 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from emtool.data.dataset import (DatasetWriter, dataset_info, format_info, iter_dataset,
-                                 journal_path, provenance_record, read_arrays, read_dataset,
-                                 write_dataset)
+from emtool.data.dataset import (dataset_info, format_info, iter_dataset, provenance_record,
+                                 read_arrays, read_dataset, write_dataset)
+from emtool.data.journal import DatasetWriter
+from emtool.data.schema import journal_path
 from emtool.errors import DatasetError, ParameterError
 
 
@@ -65,7 +66,7 @@ import os, signal, sys
 import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
-from emtool.data.dataset import DatasetWriter
+from emtool.data.journal import DatasetWriter
 
 {functions}
 

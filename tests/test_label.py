@@ -141,7 +141,7 @@ def test_kill_and_resume(unlabeled, tmp_path):
 def test_interrupted_labels_are_kept_in_the_work_file(unlabeled, tmp_path):
     """Ctrl-C: what is finished waits in OUTPUT.labeling.h5 and its journal (as `emtool label
     --help` says) and equals what an uninterrupted run gives."""
-    from emtool.data.dataset import journal_path
+    from emtool.data.schema import journal_path
     slow = f"sleep 1; {sys.executable} -c \"{SCRIPT}\" {{input}} {{output}}"  # >= 8 s in all
     reference = tmp_path / "ref.h5"
     label_dataset(unlabeled, LabelerSpec("command", slow), output=reference)

@@ -8,8 +8,9 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from click.testing import CliRunner
 
 from emtool.cli import main
-from emtool.data.dataset import (CONFIG_FIELDS, dataset_info, format_info, provenance_record,
-                                 read_arrays, write_dataset)
+from emtool.data.dataset import (dataset_info, format_info, provenance_record, read_arrays,
+                                 write_dataset)
+from emtool.data.schema import CONFIG_FIELDS
 from emtool.errors import DatasetError
 from emtool.data.subset import label_origins, merge_datasets, parse_index, subset_dataset
 

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 from ase.data import atomic_numbers, reference_states
 
-from emtool.data.dataset import DatasetWriter
+from emtool.data.journal import DatasetWriter
 from emtool.kernels.fire import FireConstants
 from emtool.kernels.generator import EntropyTerms, entropy_potential, relax_entropy
 from emtool.kernels.neighbors import neighbor_pairs_direct

@@ -32,8 +32,9 @@ import numpy as np
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from emtool.potentials.calculators import load_potential
-from emtool.data.dataset import (DatasetWriter, VERSION, dataset_info, journal_path,
-                                 provenance_record, read_dataset, write_dataset)
+from emtool.data.dataset import dataset_info, provenance_record, read_dataset, write_dataset
+from emtool.data.journal import DatasetWriter
+from emtool.data.schema import VERSION, journal_path
 from emtool.descriptors.neighbors import check_overlap
 from emtool.parallel import chunks, run_indexed
 from emtool.errors import ParameterError, StructureError
