@@ -20,7 +20,8 @@ from emtool import SnapParams, read_dataset
 from emtool.data.exchange import import_to_dataset
 from emtool.potentials.nn import architecture_layers, n_parameters
 from emtool.fitting.networks import (TrainingData, TrainingSettings, collect_records,
-                             split_configurations, train_network)
+                                     train_network)
+from emtool.fitting.split import split_configurations
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fitsnap_W_PRB2019"
 EPOCHS = 5

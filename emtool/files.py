@@ -1,12 +1,15 @@
-"""Files that appear whole or not at all: ``atomic_write`` and ``StagedFile``.
+"""Files that appear whole or not at all: ``atomic_write``, ``atomic_folder`` and ``StagedFile``.
 
 Every file emtool writes goes first to a hidden temporary file in the destination's folder
 (so that the final ``os.replace`` is an atomic rename on the same file system), is flushed to
 disk (fsync), and is renamed over the destination; the folder is then fsynced so that the
 rename survives a crash. A failure at any point (a full disk, Ctrl-C, a bad value found
-late) deletes the temporary file and leaves an existing destination untouched.
+late) deletes the temporary file and leaves an existing destination untouched. A folder
+(``atomic_folder``) is filled and replaced the same way, as a whole.
 """
 import os
+import secrets
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -36,6 +39,43 @@ def atomic_write(path, write, prefix=None, check=None):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    return path
+
+
+def atomic_folder(path, fill, check=None):
+    """Call ``fill(tmp)`` on a new temporary folder beside ``path``, then rename it to ``path``.
+
+    ``fill`` receives the temporary folder (a Path, ``.NAME.tmp-HEX``; it exists and is empty)
+    and fills it, fsyncing what it writes; the folder itself is fsynced here. ``check()``:
+    called just before the rename, to refuse a destination that appeared meanwhile. An
+    existing ``path`` is first renamed aside (``.NAME.old-HEX``) and deleted only once the new
+    folder is in place; if the swap fails, it is renamed back. Returns ``path`` as a Path.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(6)}")
+    tmp.mkdir()
+    try:
+        fill(tmp)
+        fsync_path(tmp)
+        if check is not None:
+            check()
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{secrets.token_hex(6)}")
+            os.rename(path, old)
+            try:
+                os.rename(tmp, path)
+            except BaseException:
+                os.rename(old, path)
+                raise
+            fsync_path(path.parent)
+            shutil.rmtree(old)
+        else:
+            os.rename(tmp, path)
+            fsync_path(path.parent)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
     return path
 
 

@@ -14,7 +14,8 @@ from conftest import random_box
 from emtool.cli import main
 from emtool.data.dataset import dataset_info, read_dataset
 from emtool.analysis.evaluate import evaluate_images
-from emtool.fitting.snap import fit_dataset, split_indices
+from emtool.fitting.snap import fit_dataset
+from emtool.fitting.split import split_configurations
 from emtool.potentials.models import load_model, save_model
 from emtool.potentials.reference import reference_potential
 from emtool.potentials.snap import SnapPotential
@@ -122,7 +123,9 @@ def test_snap_fit_records_its_split_and_evaluate_uses_exactly_it(tmp_path):
     meta = json.loads(model.read_text())["metadata"]
     subsets = meta["subsets"]
     labeled = [a for a in read_dataset(data) if a.calc is not None]
-    train, held = split_indices(labeled, 0.3, 5)        # the split the fit makes
+    train, _, held = ([labeled[k] for k in part] for part in split_configurations(
+        [a.info.get("group", "") for a in labeled], (1 - 0.3, 0.0, 0.3), 5, draw_order=True,
+        need_validation=False))                         # the split the fit makes
     assert subsets["train"] == sorted(a.info["index"] for a in train)
     assert subsets["validation"] == sorted(a.info["index"] for a in held)
     assert len(subsets["validation"]) == 3 and "test" not in subsets
@@ -163,7 +166,6 @@ def test_snap_fit_records_its_split_and_evaluate_uses_exactly_it(tmp_path):
 
 def test_network_fit_records_train_validation_test(tmp_path, caplog):
     pytest.importorskip("torch")
-    from emtool.fitting.networks import split_configurations
     data = tmp_path / "d.h5"
     images = labeled_set(data, n=12)
     model = tmp_path / "nn.json"

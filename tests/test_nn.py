@@ -13,8 +13,8 @@ from conftest import displaced_bcc, fd_forces, fd_stress, random_box
 from emtool.cli import main
 from emtool.potentials.nn import ARCHITECTURES, NetworkPotential, architecture_layers, n_parameters
 from emtool.fitting.networks import (TrainingData, TrainingSettings, _Trainer, build_network,
-                             descriptor_record, network_coefficients, split_configurations,
-                             train_network)
+                             descriptor_record, network_coefficients, train_network)
+from emtool.fitting.split import split_configurations
 from emtool.errors import ParameterError
 from emtool.potentials.reference import reference_potential
 

@@ -2,7 +2,7 @@
 
 Protocol (paper "Neural Network Models"): configurations split at random 70/10/20 into
 training, validation and test sets (or group-wise: named groups are the test set and the rest
-is split 7:1); Adam; the learning rate is halved when the validation loss has not improved by
+is split 7:1; ``emtool.fitting.split``); Adam; the learning rate is halved when the validation loss has not improved by
 ``threshold`` (absolute) for ``patience`` epochs (``ReduceLROnPlateau``); ``epochs`` epochs;
 the parameters of the epoch with the lowest validation loss are kept.
 
@@ -27,6 +27,7 @@ import numpy as np
 from emtool.data.dataset import read_dataset
 from emtool.analysis.evaluate import evaluate_images, labels_minus_reference, metrics_summary
 from emtool.files import atomic_write
+from emtool.fitting.split import split_configurations
 from emtool.potentials.models import save_model, subset_record
 from emtool.potentials.nn import ACTIVATIONS, NetworkPotential, architecture_layers
 from emtool.parallel import ProgressLog, run_indexed
@@ -89,37 +90,6 @@ class TrainingSettings:
         if len(split) != 3 or min(split) < 0 or abs(sum(split) - 1) > 1e-9:
             raise ParameterError(f"split must be three fractions >= 0 summing to 1, got {self.split}")
         object.__setattr__(self, "split", split)
-
-
-def split_configurations(groups, fractions=(0.7, 0.1, 0.2), seed=0, test_groups=()):
-    """(train, validation, test) index arrays over configurations.
-
-    groups : (n,) group name of each configuration. Random split by ``fractions``; with
-    ``test_groups`` those whole groups are the test set and the rest is split between
-    training and validation in the ratio of the first two fractions. Raises
-    ``ParameterError`` when training or validation would be empty.
-    """
-    groups = np.asarray(groups, dtype=str)
-    n = len(groups)
-    rng = np.random.default_rng(seed)
-    if test_groups:
-        unknown = set(test_groups) - set(groups.tolist())
-        if unknown:
-            raise ParameterError(f"groups not in the data: {', '.join(sorted(unknown))}")
-        held = np.isin(groups, list(test_groups))
-        test = np.flatnonzero(held)
-        rest = rng.permutation(np.flatnonzero(~held))
-        n_val = int(round(len(rest) * fractions[1] / (fractions[0] + fractions[1])))
-        validation, train = rest[:n_val], rest[n_val:]
-    else:
-        order = rng.permutation(n)
-        n_val, n_test = int(round(fractions[1] * n)), int(round(fractions[2] * n))
-        validation, test, train = order[:n_val], order[n_val:n_val + n_test], order[n_val + n_test:]
-    for name, part in (("training", train), ("validation", validation)):
-        if len(part) == 0:
-            raise ParameterError(f"the split leaves the {name} set empty ({n} configurations, "
-                                 f"fractions {tuple(fractions)}, test groups {list(test_groups)})")
-    return np.sort(train), np.sort(validation), np.sort(test)
 
 
 # ----------------------------------------------------------------------------- data

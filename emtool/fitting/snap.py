@@ -26,6 +26,7 @@ from emtool.descriptors.params import SnapParams
 from emtool.errors import ParameterError
 from emtool.descriptors.snap import bispectrum, bispectrum_derivatives, quadratic_columns
 from emtool.potentials.snap import SnapPotential
+from emtool.fitting.split import split_configurations
 from emtool.fitting.weights import GroupWeights
 from emtool.potentials.zbl import ZBLPotential
 
@@ -163,23 +164,6 @@ def fit_snap(images, params, weights=None, reference=None, quadratic=False, ridg
     return coefficients, dict(rows=qr.nrows, residual=residual)
 
 
-def split_indices(images, validation=0.0, seed=0, validation_groups=()):
-    """(train, validation) lists: whole groups named in ``validation_groups`` go to validation
-    (group-wise split, paper "DE split by expert labels"), otherwise a random fraction."""
-    if validation_groups:
-        names = {a.info.get("group", "") for a in images}
-        unknown = set(validation_groups) - names
-        if unknown:
-            raise ParameterError(f"validation groups not in the data: {', '.join(sorted(unknown))}")
-        held = [a for a in images if a.info.get("group", "") in validation_groups]
-        return [a for a in images if a.info.get("group", "") not in validation_groups], held
-    if not 0 <= validation < 1:
-        raise ParameterError(f"validation fraction must be in [0, 1), got {validation}")
-    order = np.random.default_rng(seed).permutation(len(images))
-    n_val = int(round(validation * len(images)))
-    return [images[k] for k in order[n_val:]], [images[k] for k in order[:n_val]]
-
-
 def fit_dataset(train_path, output, model="linear", params=None, weights=None, zbl=None,
                 ridge=0.0, validation=0.0, seed=0, validation_groups=(), fitsnap_input=None,
                 workers=1):
@@ -214,7 +198,13 @@ def fit_dataset(train_path, output, model="linear", params=None, weights=None, z
                                  f"radii and weights (a FitSNAP input)")
         params = params.replace(elements=elements)
     reference = ZBLPotential(zbl, params.elements) if zbl is not None else None
-    train, held = split_indices(images, validation, seed, validation_groups)
+    if not validation_groups and not 0 <= validation < 1:
+        raise ParameterError(f"validation fraction must be in [0, 1), got {validation}")
+    train, _, held = split_configurations([a.info.get("group", "") for a in images],
+                                          (1 - validation, 0.0, validation), seed,
+                                          validation_groups, draw_order=True,
+                                          need_validation=False)
+    train, held = [images[k] for k in train], [images[k] for k in held]
     LOG.info("%s SNAP fit on %s: %d training, %d validation configurations", model, train_path,
              len(train), len(held))
     coefficients, info = fit_snap(train, params, weights, reference, bool(params.quadraticflag),
