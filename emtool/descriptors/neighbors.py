@@ -113,8 +113,9 @@ class VerletList:
     skin / 2 since its last build: between builds no pair can cross into the cutoff unseen.
 
     ``update(positions)`` returns the skin list, which holds every pair within ``cutoff`` at
-    ``positions``: as ``neighbor_list``'s ``superset`` (which each potential restricts to its
-    own cutoff at the current positions) it gives, bit for bit, the list built from scratch.
+    ``positions``: as ``neighbor_list``'s ``superset`` (which SNAP, networks and ZBL restrict
+    to their own cutoff at the current positions; the reference potential's kernel reads it
+    as it is) it gives, bit for bit, the list built from scratch.
     ``builds`` counts the builds. ``skin`` (Å) >= 0; 0 rebuilds at every move.
     """
 
