@@ -93,19 +93,23 @@ def _u_layers(twojmax, rootpq, idxu_block, x, y, z, z0, r, u_r, u_i):
         jju = idxu_block[j]
         jjup = idxu_block[j - 1]
         for mb in range(j // 2 + 1):
-            u_r[jju] = 0.0
-            u_i[jju] = 0.0
+            # element ma gets the b-term of ma - 1 plus its own a-term; the b-term is carried
+            # in a register (u_r and u_i may alias as far as the compiler knows)
+            carry_r = 0.0
+            carry_i = 0.0
             for ma in range(j):
                 rootpq_a = rootpq[j - ma, j - mb]
                 up_r = u_r[jjup]
                 up_i = u_i[jjup]
-                u_r[jju] += rootpq_a * (a_r * up_r + a_i * up_i)
-                u_i[jju] += rootpq_a * (a_r * up_i - a_i * up_r)
+                u_r[jju] = carry_r + rootpq_a * (a_r * up_r + a_i * up_i)
+                u_i[jju] = carry_i + rootpq_a * (a_r * up_i - a_i * up_r)
                 rootpq_b = rootpq[ma + 1, j - mb]
-                u_r[jju + 1] = -rootpq_b * (b_r * up_r + b_i * up_i)
-                u_i[jju + 1] = -rootpq_b * (b_r * up_i - b_i * up_r)
+                carry_r = -rootpq_b * (b_r * up_r + b_i * up_i)
+                carry_i = -rootpq_b * (b_r * up_i - b_i * up_r)
                 jju += 1
                 jjup += 1
+            u_r[jju] = carry_r
+            u_i[jju] = carry_i
             jju += 1
         if j < twojmax:
             _mirror_layer(idxu_block[j], j, u_r, u_i)
@@ -159,8 +163,8 @@ def _du_layers(twojmax, rootpq, idxu_block, x, y, z, z0, r, dz0dr, u_r, u_i, du_
             jju = idxu_block[j]
             jjup = idxu_block[j - 1]
             for mb in range(j // 2 + 1):
-                du_r[jju, k] = 0.0
-                du_i[jju, k] = 0.0
+                carry_r = 0.0
+                carry_i = 0.0
                 for ma in range(j):
                     rootpq_a = rootpq[j - ma, j - mb]
                     rootpq_b = rootpq[ma + 1, j - mb]
@@ -168,14 +172,16 @@ def _du_layers(twojmax, rootpq, idxu_block, x, y, z, z0, r, dz0dr, u_r, u_i, du_
                     up_i = u_i[jjup]
                     dup_r = du_r[jjup, k]
                     dup_i = du_i[jjup, k]
-                    du_r[jju, k] += rootpq_a * (da_r * up_r + da_i * up_i + a_r * dup_r + a_i * dup_i)
-                    du_i[jju, k] += rootpq_a * (da_r * up_i - da_i * up_r + a_r * dup_i - a_i * dup_r)
-                    du_r[jju + 1, k] = -rootpq_b * (db_r * up_r + db_i * up_i + b_r * dup_r
-                                                    + b_i * dup_i)
-                    du_i[jju + 1, k] = -rootpq_b * (db_r * up_i - db_i * up_r + b_r * dup_i
-                                                    - b_i * dup_r)
+                    du_r[jju, k] = carry_r + rootpq_a * (da_r * up_r + da_i * up_i + a_r * dup_r
+                                                         + a_i * dup_i)
+                    du_i[jju, k] = carry_i + rootpq_a * (da_r * up_i - da_i * up_r + a_r * dup_i
+                                                         - a_i * dup_r)
+                    carry_r = -rootpq_b * (db_r * up_r + db_i * up_i + b_r * dup_r + b_i * dup_i)
+                    carry_i = -rootpq_b * (db_r * up_i - db_i * up_r + b_r * dup_i - b_i * dup_r)
                     jju += 1
                     jjup += 1
+                du_r[jju, k] = carry_r
+                du_i[jju, k] = carry_i
                 jju += 1
             if j == twojmax:
                 break
