@@ -3,7 +3,8 @@
 Fixed input: the 2000-atom BCC W of ``bench_snap.structure`` (a = 3.1652 Å, 0.05 Å
 displacements) with Maxwell–Boltzmann velocities at 300 K (seed 0). Published W SNAP+ZBL
 (``W_2940_2017_2.snap``). Velocity Verlet (NVE), µs per atom-step, best of --repeats runs of
---steps steps each, after a warm-up (JIT compile time reported apart):
+--steps steps each (--reference-steps for the reference potential, whose step takes
+milliseconds), after a warm-up (JIT compile time reported apart):
 
 - emtool ``nve_step`` (Verlet neighbor list with the default 1 Å skin, SNAP, ZBL, Verlet
   kernels; the energy comes with every evaluation), 1 and 2 Numba threads, against LAMMPS ``fix nve``
@@ -20,7 +21,7 @@ displacements) with Maxwell–Boltzmann velocities at 300 K (seed 0). Published 
 ``fix nve`` each running every NVE run from the same equilibrated state; dH ± its block
 error, the relative difference and the dt <= 4 fs slopes side by side (about 5 minutes).
 
-Run: python bench/bench_md.py [--repeats 5] [--steps 3]
+Run: python bench/bench_md.py [--repeats 5] [--steps 3] [--reference-steps 100]
      python bench/bench_md.py --nve-table [--seed 0]
 """
 import argparse
@@ -142,20 +143,21 @@ def grind_times(args):
         cold, warm = first_call_seconds(tmp, FIRST_CALL), first_call_seconds(tmp, FIRST_CALL)
         table = Path(tmp) / "W_AT.eam.fs"
         write_setfl(table, reference)
-        for name, potential, commands in [
-                ("published W SNAP+ZBL", snap, published_pair_commands(PUBLISHED)),
+        for name, potential, commands, steps in [
+                ("published W SNAP+ZBL", snap, published_pair_commands(PUBLISHED), args.steps),
                 ("reference:W (Finnis-Sinclair)", reference,
-                 ["pair_style eam/fs", f"pair_coeff * * {table} W"])]:
+                 ["pair_style eam/fs", f"pair_coeff * * {table} W"], args.reference_steps)]:
             system = MDSystem(potential, atoms)
             start = nve_init(system, atoms.positions, velocities)
             started[name] = system, start
-            t = step_times(system, start, commands, args.steps, args.repeats)
+            t = step_times(system, start, commands, steps, args.repeats)
             rows.append((name, us(t["lammps"]), us(t["lammps_energy"]), us(t["emtool_1"]),
                          t["emtool_1"] / t["lammps"], t["emtool_1"] / t["lammps_energy"],
                          us(t["emtool_2"]), t["emtool_1"] / t["emtool_2"]))
         breakdown = step_breakdown(snap, atoms, *started["published W SNAP+ZBL"], args.repeats)
     print(f"# MD (velocity Verlet, dt = {TIMESTEP:g} fs), {n}-atom BCC W at 300 K, µs per "
-          f"atom-step, best of {args.repeats} rounds of {args.steps} steps")
+          f"atom-step, best of {args.repeats} rounds of {args.steps} steps (SNAP+ZBL) and "
+          f"{args.reference_steps} steps (reference:W)")
     print("| potential | LAMMPS 1T, forces only | LAMMPS 1T, energy every step | emtool 1T "
           "| ratio | ratio (energy every step) | emtool 2T | 2T speed-up |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -210,6 +212,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--reference-steps", type=int, default=100,
+                        help="Steps per round of the reference:W rows (a step takes ms: a few "
+                             "steps would time the start of a round, not the step).")
     parser.add_argument("--nve-table", action="store_true",
                         help="Run the paper-length dH table in emtool and LAMMPS instead.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the --nve-table start.")

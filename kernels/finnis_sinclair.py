@@ -94,9 +94,9 @@ def fs_embedding(rho, params):
 
 
 @jit(parallel=True)
-def fs_densities(positions, cell, offsets, j, shift, params, nchunk):
+def fs_densities(positions, cell, offsets, j, shift, params, near, vectors, nchunk):
     """Densities over a full list in CSR form (arguments as for ``fs_energy_forces``), and
-    the pairs within the cutoff gathered for the force pass.
+    the pairs within the cutoff gathered for the force pass into ``near`` and ``vectors``.
 
     Returns
     -------
@@ -107,17 +107,15 @@ def fs_densities(positions, cell, offsets, j, shift, params, nchunk):
     count : int64 (N,)
         Pairs of atom a with |r|^2 < cutoff^2, gathered in list order at
         ``offsets[a]:offsets[a] + count[a]`` of ``near`` and ``vectors``.
-    near : int64 (P,)
-        Their neighbor atoms j.
-    vectors : float64 (P, 4)
-        Their r_ij (Å) and |r_ij| (Å), at the same places as ``near``.
+    near : int64 (>= P,)
+        Their neighbor atoms j (the scratch array passed in, filled).
+    vectors : float64 (>= P, 4)
+        Their r_ij (Å) and |r_ij| (Å), at the same places as ``near`` (idem).
     """
     natoms = offsets.shape[0] - 1
     rho = np.zeros(natoms)
     count = np.zeros(natoms, np.int64)
     first = np.full(natoms, -1, np.int64)
-    near = np.empty(j.shape[0], np.int64)
-    vectors = np.empty((j.shape[0], 4))
     cutsq = params.cutoff * params.cutoff
     nchunk = max(1, min(nchunk, natoms))
     for chunk in prange(nchunk):
@@ -151,7 +149,7 @@ def fs_densities(positions, cell, offsets, j, shift, params, nchunk):
 
 
 @jit(parallel=True)
-def fs_energy_forces(positions, cell, offsets, j, shift, params, nchunk):
+def fs_energy_forces(positions, cell, offsets, j, shift, params, near, vectors, nchunk):
     """Finnis-Sinclair energies, forces and virial over a full neighbor list.
 
     The list is given in CSR form and may hold more pairs than those within the cutoff
@@ -177,6 +175,10 @@ def fs_energy_forces(positions, cell, offsets, j, shift, params, nchunk):
     shift : int64 (P, 3)
         Image shift S: r_ij = r_j - r_i + S @ cell.
     params : FinnisSinclairParams
+    near, vectors : int64 (>= P,), float64 (>= P, 4)
+        Scratch (any content) for the pairs within the cutoff. The caller keeps them from
+        call to call: MD evaluates one list many times, and fresh arrays of this size cost
+        more page faults per call than the kernel's arithmetic.
     nchunk : int
         Parallel chunks of atoms (``emtool.parallel.run_kernel`` passes it).
 
@@ -197,7 +199,7 @@ def fs_energy_forces(positions, cell, offsets, j, shift, params, nchunk):
     """
     natoms = offsets.shape[0] - 1
     rho, coincident, count, near, vectors = fs_densities(positions, cell, offsets, j, shift,
-                                                         params, nchunk)
+                                                         params, near, vectors, nchunk)
     energies = np.empty(natoms)
     dfdrho = np.empty(natoms)
     for a in range(natoms):
