@@ -1,4 +1,5 @@
-"""Files that appear whole or not at all: ``atomic_write``, ``atomic_folder`` and ``StagedFile``.
+"""Files that appear whole or not at all: ``atomic_write``, ``atomic_folder`` and ``StagedFile``;
+``uninterrupted`` keeps Ctrl-C out of a record that a long job appends to a file.
 
 Every file emtool writes goes first to a hidden temporary file in the destination's folder
 (so that the final ``os.replace`` is an atomic rename on the same file system), is flushed to
@@ -7,10 +8,13 @@ rename survives a crash. A failure at any point (a full disk, Ctrl-C, a bad valu
 late) deletes the temporary file and leaves an existing destination untouched. A folder
 (``atomic_folder``) is filled and replaced the same way, as a whole.
 """
+import contextlib
 import os
 import secrets
 import shutil
+import signal
 import tempfile
+import threading
 from pathlib import Path
 
 
@@ -113,3 +117,23 @@ class StagedFile:
             os.replace(self.temporary, self.path)
         else:
             self.temporary.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def uninterrupted():
+    """Hold Ctrl-C (SIGINT) back while the block runs and raise its ``KeyboardInterrupt`` when
+    the block ends: a frame appended to a trajectory is then written whole, never cut off
+    mid-record (ASE cannot read a file whose last frame is cut). Outside the main thread, or
+    when SIGINT is not Python's default handler, the block runs as it is."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    caught = []
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if caught:
+        raise KeyboardInterrupt

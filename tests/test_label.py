@@ -1,5 +1,6 @@
 """Labeling: embedded reference, a real ASE calculator, an external command, failures,
 retries and kill/resume."""
+import ctypes
 import signal
 import subprocess
 import sys
@@ -89,10 +90,26 @@ def test_external_command_labeler(unlabeled):
             reference.evaluate(atoms)["energy"], abs=1e-5)
 
 
+def test_a_command_gets_the_environment_emtool_was_started_with(unlabeled, monkeypatch):
+    # A library loaded in this process can set C-level environment variables that
+    # os.environ does not see (an MPI singleton's OMPI_*/PMIX_*, which make an mpirun in the
+    # command exit 1): the command gets os.environ, not them.
+    libc = ctypes.CDLL(None)
+    libc.setenv(b"EMTOOL_C_LEVEL_ONLY", b"1", 1)
+    monkeypatch.setenv("EMTOOL_FROM_THE_USER", "1")
+    try:
+        command = (f'test -z "$EMTOOL_C_LEVEL_ONLY" && test -n "$EMTOOL_FROM_THE_USER" && '
+                   f'{sys.executable} -c "{SCRIPT}" {{input}} {{output}}')
+        assert label_dataset(unlabeled, LabelerSpec("command", command))["labeled"] == 8
+    finally:
+        libc.unsetenv(b"EMTOOL_C_LEVEL_ONLY")
+
+
 def test_failures_are_recorded_and_retried(unlabeled, tmp_path):
     failing = LabelerSpec("command", "exit 3 # {input} {output}")
     summary = label_dataset(unlabeled, failing)
-    assert summary["failed"] == 8 and "code 3" in summary["errors"][0][1]
+    assert summary["failed"] == 8
+    assert summary["errors"][0][1] == "RuntimeError: command exited with code 3: it printed nothing"
     images = read_dataset(unlabeled)
     assert all("label_error" in a.info and a.calc is None for a in images)
     assert label_dataset(unlabeled)["skipped"] == 8           # not silently retried

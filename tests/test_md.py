@@ -4,6 +4,8 @@ commands: integrator kernels, units, thermostat statistics, reversibility, the d
 of paper Eq. 2 / Fig. 5, trajectory files and bad input."""
 import json
 import math
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -354,6 +356,36 @@ def test_bad_structures_and_velocities(reference):
                                                      np.zeros((16, 3))), 1.0)
     with pytest.raises(ParameterError, match="suffix"):
         TrajectoryWriter("out.pdb")
+
+
+
+class _InterruptedOnWrite:
+    """A file handle proxy that sends this process SIGINT (Ctrl-C) as a write begins."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def write(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return self.inner.write(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("suffix", [".traj", ".extxyz"])
+def test_ctrl_c_inside_a_frame_write_takes_effect_once_the_frame_is_whole(tmp_path, suffix):
+    path = tmp_path / f"t{suffix}"
+    writer = TrajectoryWriter(path)
+    frame = bcc_tungsten()
+    frame.info["step"] = 0
+    writer.write(frame)
+    writer._handle = _InterruptedOnWrite(writer._handle)
+    frame.info["step"] = 1
+    with pytest.raises(KeyboardInterrupt):
+        writer.write(frame)
+    writer.close(keep=True)
+    assert [a.info["step"] for a in read(path, ":")] == [0, 1]
 
 
 # --- command line -----------------------------------------------------------------------

@@ -11,7 +11,7 @@ from emtool.dynamics.integrators import (NEIGHBOR_SKIN, CSVRThermostat, MDSystem
                                          check_positive, check_temperature, maxwell_boltzmann,
                                          nve_init, run, thermo_row)
 from emtool.errors import EmtoolError, ParameterError, interrupted
-from emtool.files import StagedFile
+from emtool.files import StagedFile, uninterrupted
 
 #: Trajectory file suffixes and the ASE format written for each.
 TRAJECTORY_FORMATS = {".traj": "traj", ".xyz": "extxyz", ".extxyz": "extxyz"}
@@ -42,11 +42,14 @@ class TrajectoryWriter:
         self.frames = 0
 
     def write(self, atoms):
-        if self.format == "traj":
-            self._handle.write(atoms)
-        else:
-            from ase.io import write
-            write(self._handle, atoms, format="extxyz")
+        """Append one frame; a Ctrl-C meanwhile takes effect once the frame is whole."""
+        with uninterrupted():
+            if self.format == "traj":
+                self._handle.write(atoms)
+            else:
+                from ase.io import write
+                write(self._handle, atoms, format="extxyz")
+                self._handle.flush()
         self.frames += 1
 
     def close(self, keep=True):

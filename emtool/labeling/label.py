@@ -190,13 +190,18 @@ def _run_command(spec, atoms):
         command = spec.target.format(input=shlex.quote(inp), output=shlex.quote(out),
                                      dir=shlex.quote(work), index=atoms.info.get("index", 0))
         try:
+            # env=os.environ: the environment the user started emtool with. Without it the
+            # command inherits the C environment, which an MPI library loaded in this process
+            # (ASE loads GPAW's to find its ``world``) has filled with its singleton's
+            # OMPI_*/PMIX_* variables: an ``mpirun`` in the command then exits 1, silently.
             done = subprocess.run(command, shell=True, cwd=work, capture_output=True, text=True,
-                                  timeout=spec.timeout)
+                                  timeout=spec.timeout, env=dict(os.environ))
         except subprocess.TimeoutExpired:
             raise RuntimeError(f"command timed out after {spec.timeout} s") from None
         if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or [""]
-            raise RuntimeError(f"command exited with code {done.returncode}: {tail[0]}")
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:]
+            raise RuntimeError(f"command exited with code {done.returncode}: "
+                               + (tail[0] if tail else "it printed nothing"))
         if not os.path.exists(out):
             raise RuntimeError(f"command wrote no output file {out}")
         result = read(out)
