@@ -6,7 +6,7 @@ displacements) with Maxwell–Boltzmann velocities at 300 K (seed 0). Published 
 --steps steps each (--reference-steps for the reference potential, whose step takes
 milliseconds), after a warm-up (JIT compile time reported apart):
 
-- emtool ``nve_step`` (Verlet neighbor list with the default 1 Å skin, SNAP, ZBL, Verlet
+- emtool ``nve_step`` (Verlet neighbor list with the default 0.5 Å skin, SNAP, ZBL, Verlet
   kernels; the energy comes with every evaluation), 1 and 2 Numba threads, against LAMMPS ``fix nve``
   with ``pair_style hybrid/overlay zbl 4.0 4.8 snap`` (serial, default ``neighbor 2.0 bin``:
   LAMMPS rebuilds its lists only when an atom moved by more than 1 Å), once with no energy
@@ -21,8 +21,13 @@ milliseconds), after a warm-up (JIT compile time reported apart):
 ``fix nve`` each running every NVE run from the same equilibrated state; dH ± its block
 error, the relative difference and the dt <= 4 fs slopes side by side (about 5 minutes).
 
+``--skin-sweep`` (instead of the above): ``reference:W`` MD of the same box at 300, 1500 and 3000 K with neighbor skins 0.5, 0.7 and 1.0 Å, µs per atom-step (best
+of --repeats rounds of 1000 steps after 1000 of equilibration) and the list builds per 1000
+steps: what chose MD's default skin (``emtool.dynamics.integrators.NEIGHBOR_SKIN``).
+
 Run: python bench/bench_md.py [--repeats 5] [--steps 3] [--reference-steps 100]
      python bench/bench_md.py --nve-table [--seed 0]
+     python bench/bench_md.py --skin-sweep [--repeats 3]
 """
 import argparse
 import sys
@@ -208,6 +213,39 @@ def nve_table(args):
           f"emtool {seconds_ours:.0f} s (incl. equilibration), LAMMPS {seconds_theirs:.0f} s")
 
 
+def skin_sweep(args, skins=(0.5, 0.6, 0.7, 0.8, 1.0), temperatures=(300.0, 1500.0, 3000.0), steps=1000):
+    """reference:W step time and list builds against the neighbor skin (1 thread)."""
+    from emtool.dynamics.integrators import run
+    numba.set_num_threads(1)
+    atoms = structure()
+    reference = load_potential("reference:W")
+    print(f"# reference:W MD, {len(atoms)}-atom BCC W, dt = {TIMESTEP:g} fs, 1 thread: µs per "
+          f"atom-step (best of {args.repeats} rounds of {steps} steps after {steps} of "
+          f"equilibration) and list builds per {steps} steps")
+    print("| start temperature | " + " | ".join(f"skin {k:g} Å" for k in skins)
+          + " | builds (" + " / ".join(f"{k:g}" for k in skins) + ") |")
+    print("|---|" + "---:|" * len(skins) + "---|")
+    for temperature in temperatures:
+        times, builds = [], []
+        for skin in skins:
+            best = np.inf
+            for _ in range(args.repeats):
+                system = MDSystem(reference, atoms, skin=skin)
+                state = nve_init(system, atoms.positions,
+                                 maxwell_boltzmann(system.masses, temperature, 0))
+                for _, state in run(system, state, TIMESTEP, steps):
+                    pass
+                before = system.neighbors.builds
+                start = time.perf_counter()
+                for _, state in run(system, state, TIMESTEP, steps):
+                    pass
+                best = min(best, (time.perf_counter() - start) / steps / len(atoms) * 1e6)
+            times.append(best)
+            builds.append(system.neighbors.builds - before)
+        print(f"| {temperature:g} K | " + " | ".join(f"{t:.3f}" for t in times) + " | "
+              + " / ".join(map(str, builds)) + " |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -218,9 +256,13 @@ def main():
     parser.add_argument("--nve-table", action="store_true",
                         help="Run the paper-length dH table in emtool and LAMMPS instead.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the --nve-table start.")
+    parser.add_argument("--skin-sweep", action="store_true",
+                        help="Time reference:W MD against the neighbor skin instead.")
     args = parser.parse_args()
     if args.nve_table:
         nve_table(args)
+    elif args.skin_sweep:
+        skin_sweep(args)
     else:
         grind_times(args)
 

@@ -793,7 +793,7 @@ def nve(potential, timesteps, temperature, duration, samples, equilibration, see
 @click.option("--trajectory-every", type=int, default=100, show_default=True,
               help="Steps between trajectory frames.")
 @click.option("--overwrite", is_flag=True, help="Replace existing --log / --trajectory files.")
-@click.option("--skin", type=float, default=1.0, show_default=True,
+@click.option("--skin", type=float, default=0.5, show_default=True,
               help="Neighbor-list skin, Å (emtool's potentials): lists are rebuilt when an atom "
                    "moved more than skin/2; forces identical to rebuilding every step.")
 def md(structure, potential, ensemble, timestep, steps, temperature, tau, seed, thermo_every,

@@ -39,11 +39,7 @@ def check_structure(positions, cell, pbc):
     StructureError
         On a wrong shape or type, a non-finite value, or a degenerate periodic cell.
     """
-    positions = _real_array(positions, "positions")
-    if positions.ndim != 2 or positions.shape[1] != 3:
-        raise StructureError(f"positions must have shape (N, 3), got {positions.shape}")
-    if not np.isfinite(positions).all():
-        raise StructureError("positions contain non-finite values (nan or inf)")
+    positions = check_positions(positions)
     cell = _real_array(cell, "cell")
     if cell.shape != (3, 3):
         raise StructureError(f"cell must have shape (3, 3) with rows = lattice vectors, "
@@ -65,8 +61,22 @@ def check_structure(positions, cell, pbc):
     return positions, cell, pbc
 
 
+def check_positions(positions):
+    """``positions`` (N, 3) Å, finite, as float64 C-contiguous: the part of
+    ``check_structure`` that changes from step to step of a run on a fixed cell (MD's neighbor
+    list checks its cell once and the positions at every step). Raises ``StructureError``."""
+    positions = _real_array(positions, "positions")
+    if positions.ndim != 2 or positions.shape[1] != 3:
+        raise StructureError(f"positions must have shape (N, 3), got {positions.shape}")
+    if not np.isfinite(positions).all():
+        raise StructureError("positions contain non-finite values (nan or inf)")
+    return positions
+
+
 def _real_array(value, name):
     array = np.asarray(value)
+    if array.dtype == np.float64:
+        return np.ascontiguousarray(array)
     if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer)
                                    or np.issubdtype(array.dtype, np.floating)):
         raise StructureError(f"{name} must be real numbers, got dtype {array.dtype}")

@@ -390,6 +390,12 @@ def test_ctrl_c_inside_a_frame_write_takes_effect_once_the_frame_is_whole(tmp_pa
 
 # --- command line -----------------------------------------------------------------------
 
+def test_md_command_default_skin_is_the_library_default():
+    from emtool.dynamics.integrators import NEIGHBOR_SKIN
+    option = next(o for o in main.commands["md"].params if o.name == "skin")
+    assert option.default == NEIGHBOR_SKIN
+
+
 SHORT = ["--duration", "40", "--samples", "20", "--equilibration", "20"]
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from emtool.kernels.neighbors import neighbor_pairs_cells, neighbor_pairs_direct, pairs_within
 from emtool.errors import ParameterError, StructureError
 from emtool.parallel import run_kernel
-from emtool.structure import check_structure
+from emtool.structure import check_positions, check_structure
 
 #: ``method="auto"`` uses the cell list from this many atoms on. Measured crossovers at
 #: cutoff 4.73 Å and W density: ~150 atoms for random positions (100: direct 0.21 ms, cells
@@ -128,21 +128,22 @@ class VerletList:
         if not (isinstance(skin, (int, float, np.number)) and math.isfinite(skin) and skin >= 0):
             raise ParameterError(f"the neighbor skin must be finite and >= 0 (Å), got {skin!r}")
         self.skin = float(skin)
-        self.cell, self.pbc = cell, pbc
+        _, self.cell, self.pbc = check_structure(np.empty((0, 3)), cell, pbc)
         self.builds = 0
         self._list = self._anchor = None
 
     def update(self, positions):
         """The skin list for ``positions`` (N, 3) Å (a ``NeighborList`` at cutoff + skin of
         the positions of its last build; rebuilt first if an atom moved more than skin / 2)."""
-        positions, cell, pbc = check_structure(positions, self.cell, self.pbc)
+        positions = check_positions(positions)   # the cell was checked once, in __init__
         if self._anchor is not None and len(positions) == len(self._anchor):
             moved = positions - self._anchor
             stale = np.einsum("ak,ak->a", moved, moved).max(initial=0.0) > (0.5 * self.skin) ** 2
         else:
             stale = True
         if stale:
-            self._list = neighbor_list(positions, cell, pbc, self.cutoff + self.skin + self.SLACK)
+            self._list = neighbor_list(positions, self.cell, self.pbc,
+                                       self.cutoff + self.skin + self.SLACK)
             self._anchor = positions.copy()
             self.builds += 1
         return self._list

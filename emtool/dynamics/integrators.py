@@ -36,8 +36,12 @@ DIVERGENCE_FACTOR = 10.0
 DIVERGENCE_FLOOR = 1000.0
 
 #: Neighbor-list skin (Å) of MD with emtool's own potentials: the list at cutoff + skin is
-#: rebuilt only when an atom has moved more than skin / 2 (``VerletList``).
-NEIGHBOR_SKIN = 1.0
+#: rebuilt only when an atom has moved more than skin / 2 (``VerletList``). 0.5 Å, not 1:
+#: for W's Finnis-Sinclair cutoff (4.40 Å) a 1 Å skin takes in BCC's fourth shell (5.25 Å),
+#: 50 pairs per atom to scan instead of 26, and MD of 2000 atoms at 300-3000 K is 10-20 %
+#: slower than with 0.5-0.8 Å, whose extra rebuilds (every 20-50 steps) cost less
+#: (``python bench/bench_md.py --skin-sweep``, bench/RESULTS.md).
+NEIGHBOR_SKIN = 0.5
 
 #: Steps between checks that no two atoms came closer than
 #: ``emtool.descriptors.neighbors.OVERLAP_DISTANCE`` (the run has then diverged too).
