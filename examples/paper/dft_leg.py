@@ -5,12 +5,18 @@ with FitSNAP) and EM configurations labeled with GPAW (PBE) on this machine.
    weights 100 : 1, as ``bench/bench_fit.py``) and NN-A1 (energies, the study's protocol) at
    D = 30 trained on the train+validation part; test errors per expert group.
 2. DE-DFT, group-wise split: the same two models without one expert group, tested on it.
-3. EM-GPAW: ``EMTOOL_DFT_N`` (60) random configurations of the EM test part labeled by
-   ``emtool label`` with GPAW (``examples/gpaw_w.py``, 300 eV, Γ point: converged to
-   ~0.03 eV/Å in the cutoff but not in k-points, rms force error ~0.9 eV/Å against 2x2x2,
-   docs/dft.md) in GPAW's venv (``EMTOOL_GPAW_VENV``, default /work/gpaw-venv), ~2.2 min
-   per configuration on one core. Interrupt it (Ctrl-C) any time: rerun with
-   ``EMTOOL_DFT_LABEL=0`` to analyze what is labeled, or without it to resume labeling.
+3. EM-GPAW, from ``EMTOOL_DFT_SOURCE``:
+   - ``reference-set`` (default): the 40 configurations of ``emtool generate -n 40 --seed
+     2027`` with the generator's current defaults, as labeled in the committed GPAW reference
+     set (``examples/data/w_gpaw.h5``: 400 eV, Γ point, docs/labels.md), found there
+     structure by structure; nothing is labeled but the BCC cell of the alignment below;
+   - ``study``: ``EMTOOL_DFT_N`` (60) random configurations of the study's EM test part,
+     labeled here by ``emtool label`` with GPAW (``examples/gpaw_w.py``, 300 eV, Γ point:
+     converged to ~0.03 eV/Å in the cutoff but not in k-points, rms force error ~0.9 eV/Å
+     against 2x2x2, docs/dft.md), ~2.2 min per configuration on one core.
+   GPAW runs in GPAW's venv (``EMTOOL_GPAW_VENV``, default /work/gpaw-venv). Interrupt it
+   (Ctrl-C) any time: rerun with ``EMTOOL_DFT_LABEL=0`` to analyze what is labeled, or
+   without it to resume labeling.
    The DE-DFT models and the embedded reference potential are evaluated on them. VASP and
    GPAW energies differ by a constant per atom (PAW datasets, atomic reference): GPAW
    energies are shifted so that BCC W at the DE set's lowest-energy EOS cell (16 atoms,
@@ -42,7 +48,9 @@ from study import (EPOCHS, HERE, OUT, WORKERS, labeled_set, log, snap_params, sp
                    split_set, write_json)
 
 TWOJMAX = 6
+SOURCE = os.environ.get("EMTOOL_DFT_SOURCE", "reference-set")
 N_EM = int(os.environ.get("EMTOOL_DFT_N", 60))
+REFERENCE_SET = HERE.parents[0] / "data" / "w_gpaw.h5"
 GPAW_VENV = Path(os.environ.get("EMTOOL_GPAW_VENV", "/work/gpaw-venv"))
 GPAW_ARGS = {"ecut": 300, "kpts": [1, 1, 1]}
 BCC_KPTS = [6, 6, 6]
@@ -129,10 +137,47 @@ def gpaw_run(source, output, calc_args):
                    check=False, env=env)
 
 
+def reference_set_em():
+    """The configurations of ``emtool generate -n 40 --seed 2027`` (the generator's current
+    defaults) as labeled in the committed GPAW reference set, and the set's cutoff (eV).
+    Matched by atom count, cell and positions to 1e-8 Å (Numba builds differ in the last
+    digits); SystemExit if one is missing (the set was labeled with older defaults)."""
+    from emtool.generator.generate import generate_dataset
+    raw = FOLDER / "em40_seed2027.h5"
+    if not raw.exists():
+        generate_dataset(raw, 40, seed=2027, workers=WORKERS)
+    labeled = [a for a in read_dataset(REFERENCE_SET)
+               if str(a.info["group"]).startswith("entropy_")]
+    chosen = []
+    for atoms in read_dataset(raw):
+        match = next((b for b in labeled if len(b) == len(atoms)
+                      and np.allclose(b.cell.array, atoms.cell.array, atol=1e-8)
+                      and np.allclose(b.positions, atoms.positions, atol=1e-8)), None)
+        if match is None:
+            raise SystemExit(f"configuration {atoms.info['index']} of generate -n 40 --seed 2027 "
+                             f"is not in {REFERENCE_SET}: label it (examples/data/w_gpaw.py)")
+        chosen.append(match)
+    return chosen, dataset_info(REFERENCE_SET)["parameters"]["gpaw"]["ecut"]
+
+
 def gpaw_em():
     """GPAW-labeled EM configurations (labels what is missing unless EMTOOL_DFT_LABEL=0) and
     the BCC alignment shift (eV/atom, VASP minus GPAW); None when GPAW labels are absent."""
+    if SOURCE == "reference-set":
+        images, ecut = reference_set_em()
+        return aligned(images, dict(GPAW_ARGS, ecut=ecut))
+    if SOURCE != "study":
+        raise SystemExit(f"EMTOOL_DFT_SOURCE must be reference-set or study, not {SOURCE!r}")
     raw, labeled = FOLDER / f"em{N_EM}_raw.h5", FOLDER / f"em{N_EM}_gpaw.h5"
+    if os.environ.get("EMTOOL_DFT_LABEL", "1") != "0":
+        gpaw_run(raw_em(raw), labeled, GPAW_ARGS)
+    # an interrupted emtool label keeps what it finished in OUTPUT.labeling.h5 and its journal
+    images = [a for a in finished_labels(labeled) if a.calc is not None]
+    return aligned(images, GPAW_ARGS) if images else None
+
+
+def raw_em(raw):
+    """``EMTOOL_DFT_N`` random configurations of the study's EM test part, unlabeled."""
     if not raw.exists():
         images = read_dataset(split_set("EM")[1])
         order = np.random.default_rng(7).permutation(len(images))[:N_EM]
@@ -140,7 +185,15 @@ def gpaw_em():
         for atoms in chosen:
             atoms.calc = None
         write_dataset(raw, chosen)
-    bcc_raw, bcc_labeled = FOLDER / "bcc_raw.h5", FOLDER / "bcc_gpaw.h5"
+    return raw
+
+
+def aligned(images, calc_args):
+    """``images`` with their GPAW energies shifted so that BCC W (the DE set's lowest-energy
+    EOS cell, labeled with ``calc_args`` at BCC_KPTS) has its VASP energy; None while that
+    cell is not labeled. Returns dict(images, shift, bcc_vasp, bcc_gpaw)."""
+    ecut = calc_args["ecut"]
+    bcc_raw, bcc_labeled = FOLDER / "bcc_raw.h5", FOLDER / f"bcc_gpaw_{ecut:g}eV.h5"
     de = read_dataset(OUT / "de_raw.h5")
     lowest = min((a for a in de if a.info["group"] == "EOS_Data"),
                  key=lambda a: a.get_potential_energy() / len(a))
@@ -148,16 +201,10 @@ def gpaw_em():
         bcc = lowest.copy()
         bcc.calc = None
         write_dataset(bcc_raw, [bcc])
-    if os.environ.get("EMTOOL_DFT_LABEL", "1") != "0":
-        gpaw_run(bcc_raw, bcc_labeled, dict(GPAW_ARGS, kpts=BCC_KPTS))
-        gpaw_run(raw, labeled, GPAW_ARGS)
-    # an interrupted emtool label keeps what it finished in OUTPUT.labeling.h5 and its journal
-    images = finished_labels(labeled)
-    if not images:
-        return None
+    if os.environ.get("EMTOOL_DFT_LABEL", "1") != "0" and not bcc_labeled.exists():
+        gpaw_run(bcc_raw, bcc_labeled, dict(calc_args, kpts=BCC_KPTS))
     if not bcc_labeled.exists():
         return None
-    images = [a for a in images if a.calc is not None]
     bcc = read_dataset(bcc_labeled)[0]
     shift = (lowest.get_potential_energy() - bcc.get_potential_energy()) / len(bcc)
     for atoms in images:
