@@ -34,7 +34,8 @@ Usage (from the repository root; GPAW's venv as in docs/dft.md)::
     python examples/data/w_gpaw.py status          # what is labeled so far
 
 ``inputs`` is deterministic (fixed seeds), so every machine makes the same parts. ``label``
-runs ``emtool label --workers N`` (N GPAWs, default 1, each on R MPI ranks, default 1) on the configurations of the part
+runs ``emtool label --workers N`` (N GPAWs, default 1, each on R MPI ranks, default 1; with
+R > 1 GPAW's log of configuration k is ``WORK/gpaw_logs/PART/k.txt``) on the configurations of the part
 that the committed files do not hold yet; Ctrl-C or a kill keeps every finished configuration
 in ``OUT.labeling.h5`` and its journal, and the same command resumes. ``assemble`` merges the
 committed files with every finished configuration, also of an unfinished job, so the
@@ -161,20 +162,23 @@ def label(part, workers=1, ranks=1):
         labeler = ["--potential", FACTORY, "--calc-args", json.dumps(settings)]
     else:
         env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-        labeler = ["--command", _mpi_command(settings, ranks)]
+        labeler = ["--command", _mpi_command(settings, ranks, WORK / "gpaw_logs" / source.stem)]
     subprocess.run([sys.executable, "-m", "emtool.cli", "-v", "label", str(todo), *labeler,
                     "--workers", str(workers), "-o", str(_labeled(todo))], check=True, cwd=ROOT, env=env)
 
 
-def _mpi_command(settings, ranks):
+def _mpi_command(settings, ranks, logs):
     """``emtool label --command`` template: ``examples/gpaw_w.py`` as a script on ``ranks`` MPI
-    processes, with the same ``calculator()`` settings and the stress, as the factory gets."""
+    processes, with the same ``calculator()`` settings and the stress, as the factory gets.
+    GPAW's own log of configuration k (SCF iterations as they come) goes to ``logs/k.txt``."""
     if not isinstance(settings["kpts"], list):
-        raise SystemExit(f"--ranks needs a k-point grid of three integers, not {settings['kpts']}")
+        raise SystemExit(f"ranks > 1 need a k-point grid of three integers, not {settings['kpts']}")
+    logs.mkdir(parents=True, exist_ok=True)
     script = ROOT / "examples" / "gpaw_w.py"
     return (f"mpirun -np {ranks} {shlex.quote(sys.executable)} {shlex.quote(str(script))} {{input}}"
             f" --ecut {settings['ecut']} --kpts {' '.join(map(str, settings['kpts']))}"
-            f" --smearing {settings['smearing']} --stress --save {{output}}")
+            f" --smearing {settings['smearing']} --stress --save {{output}}"
+            f" --txt {shlex.quote(str(logs))}/{{index}}.txt")
 
 
 def _committed(path, part):
