@@ -106,6 +106,17 @@ def _run_dask(func, args, indices, on_result, scheduler, chunk):
 
 # --- the threading policy of the Numba kernels ---------------------------------------------
 
+def match_torch_threads():
+    """Give PyTorch (imported) as many intra-op threads as the Numba kernels have:
+    ``NUMBA_NUM_THREADS`` is the one thread knob, and worker processes run one thread each.
+    Without it, once Numba's OpenMP layer has started in a worker, PyTorch takes a thread per
+    core there whatever OMP_NUM_THREADS says, and two workers on two cores run four threads."""
+    import torch
+    threads = numba.get_num_threads()
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
 #: Below this many atoms kernels run on one thread: a parallel region costs more than it
 #: saves for small cells, and far more when the machine is busy (threads wait for cores).
 PARALLEL_MIN_ATOMS = 256

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 import emtool
 from conftest import displaced_bcc, fd_forces, fd_stress, random_box
 from emtool.cli import main
+from emtool.parallel import match_torch_threads, run_indexed
 from emtool.potentials.nn import ARCHITECTURES, NetworkPotential, architecture_layers, n_parameters
 from emtool.fitting.networks import (TrainingData, TrainingSettings, _Trainer, build_network,
                              descriptor_record, network_coefficients, train_network)
@@ -206,3 +207,15 @@ def test_model_file_round_trip_is_exact(tmp_path):
     for name in ("coeffs", "shift", "scale", "nnodes"):
         np.testing.assert_array_equal(getattr(again, name), getattr(potential, name))
     assert again.activation == "relu" and again.params == potential.params
+
+
+def _torch_threads(index):
+    match_torch_threads()
+    return torch.get_num_threads()
+
+
+def test_worker_processes_run_pytorch_on_one_thread():
+    # Numba's OpenMP layer, started in each worker, would leave PyTorch a thread per core
+    threads = []
+    run_indexed(_torch_threads, (), [0, 1], threads.append, workers=2)
+    assert threads == [1, 1]

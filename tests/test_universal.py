@@ -94,6 +94,20 @@ def test_chgnet_batches_equal_single_evaluations():
         np.testing.assert_allclose(got["forces"], alone["forces"], atol=1e-5)
 
 
+@pytest.mark.parametrize("spec", SPECS)
+def test_pytorch_runs_on_the_kernels_thread_count(spec):
+    import numba
+    import torch
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, before):
+            numba.set_num_threads(threads)
+            load_universal(spec).evaluate(small_box())
+            assert torch.get_num_threads() == threads
+    finally:
+        numba.set_num_threads(before)
+
+
 def test_bcc_tungsten_is_near_dft():
     """Both models put BCC W's equilibrium near the PBE lattice constant (3.17-3.19 Å)."""
     for spec in SPECS:

@@ -30,6 +30,7 @@ import numpy as np
 from ase.data import atomic_numbers
 
 from emtool.errors import ParameterError
+from emtool.parallel import match_torch_threads
 from emtool.structure import voigt
 
 #: package -> (default model, {model name: checkpoint path relative to the package folder}).
@@ -145,6 +146,7 @@ class UniversalPotential:
         default is 1; larger batches are for GPUs and many threads."""
         for atoms in images:
             self.check(atoms)
+        match_torch_threads()
         if self.package == "chgnet":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # CHGNet's own tensor-copy warnings
