@@ -311,21 +311,25 @@ def test_journal_resume_equals_one_write(tmp_path):
 
 
 def test_slow_jobs_commit_by_time(tmp_path, monkeypatch):
-    """A slow labeler (DFT: minutes per configuration) does not keep hours of work in the
-    buffer: once its oldest configuration waited commit_seconds, add() writes a shard."""
+    """A slow labeler (DFT: an hour per configuration) does not keep finished work in the
+    buffer: once commit_seconds have passed since the last commit (or since the writer
+    opened), add() writes a shard, so an hour-long configuration is on disk as soon as it is
+    added, not when the next one is (a kill in between lost it)."""
     clock = [1000.0]
     monkeypatch.setattr(time, "monotonic", lambda: clock[0])
     path = tmp_path / "d.h5"
     with DatasetWriter(path, {"n": 3}, batch=256, commit_seconds=60.0) as writer:
+        clock[0] += 3600.0                  # the first configuration took an hour
         writer.add(make_config(0))
-        clock[0] += 59.0
+        assert [p.name for p in journal_path(path).iterdir()] == ["0-1.h5"]
+        clock[0] += 30.0                    # fast ones after it are buffered ...
         writer.add(make_config(1))
-        assert not journal_path(path).exists()
-        clock[0] += 2.0
+        clock[0] += 29.0
         writer.add(make_config(2))
-        assert [p.name for p in journal_path(path).iterdir()] == ["0-3.h5"]
-        writer.add(make_config(3))          # a new buffer starts its own clock
         assert len(list(journal_path(path).iterdir())) == 1
+        clock[0] += 2.0                     # ... until 60 s of work since the last commit
+        writer.add(make_config(3))
+        assert sorted(p.name for p in journal_path(path).iterdir()) == ["0-1.h5", "1-3.h5"]
 
 
 def check_interrupted_state(path, reference):

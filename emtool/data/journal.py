@@ -39,8 +39,9 @@ class DatasetWriter:
     - deletes temporary files left by a killed writer and consolidates a leftover journal.
 
     ``add(atoms)`` buffers one configuration (``atoms.info["index"]`` required, unique);
-    every ``batch`` configurations, when the oldest buffered one waited ``commit_seconds``
-    (slow labelers such as DFT), or on ``commit()``, the buffer becomes one journal shard
+    every ``batch`` configurations, when ``commit_seconds`` have passed since the last commit
+    or the start (so a slow labeler such as DFT commits every configuration as it comes), or
+    on ``commit()``, the buffer becomes one journal shard
     ``<path>.journal/<first index>-<n>.h5``, itself a small dataset written atomically.
     ``consolidate()`` merges the main file and all shards into a new file in index order and
     replaces the main file (cost O(file size): the whole file is rewritten);
@@ -82,7 +83,7 @@ class DatasetWriter:
             atomic_h5(self.path, lambda h5: Output(h5, 0, 0, self._parameters, "[]"),
                       f".{self.path.name}.tmp-")
         self._buffer = []
-        self._buffer_since = None
+        self._committed = time.monotonic()     # the work since then is in the buffer
         self._changed = False
         self._shards = len(shards)
         self._last = time.monotonic()
@@ -97,8 +98,8 @@ class DatasetWriter:
         return self._done_view
 
     def add(self, atoms):
-        """Buffer one configuration; commits when the buffer holds ``batch`` of them or its
-        oldest configuration waited ``commit_seconds``."""
+        """Buffer one configuration; commits when the buffer holds ``batch`` of them or
+        ``commit_seconds`` have passed since the last commit (the work the buffer holds)."""
         self._check_open()
         if not isinstance(atoms, Atoms):
             raise DatasetError(f"{self.path}: expected ase.Atoms, got {type(atoms).__name__}")
@@ -108,13 +109,11 @@ class DatasetWriter:
         if index in self._done:
             raise DatasetError(f"{self.path}: configuration index {index} is already in the "
                                f"dataset, journal or buffer")
-        if not self._buffer:
-            self._buffer_since = time.monotonic()
         self._buffer.append(config_record(atoms, index, self.path))
         self._done.add(index)
         self._done_view = None
         if (len(self._buffer) >= self.batch
-                or time.monotonic() - self._buffer_since >= self.commit_seconds):
+                or time.monotonic() - self._committed >= self.commit_seconds):
             self.commit()
 
     def commit(self):
@@ -135,6 +134,7 @@ class DatasetWriter:
                 .append(block)
         atomic_h5(shard, fill, ".tmp-")
         self._buffer = []
+        self._committed = time.monotonic()
         self._changed = True
         self._shards += 1
         return shard
