@@ -39,7 +39,13 @@ def check_structure(positions, cell, pbc):
     StructureError
         On a wrong shape or type, a non-finite value, or a degenerate periodic cell.
     """
-    positions = check_positions(positions)
+    return (check_positions(positions), *check_cell(cell, pbc))
+
+
+def check_cell(cell, pbc):
+    """The cell and pbc part of ``check_structure``: (cell float64 (3, 3) C-contiguous, pbc
+    bool (3,)), or ``StructureError``. For a run on a fixed cell (MD's neighbor list checks
+    it once and only the positions at each step)."""
     cell = _real_array(cell, "cell")
     if cell.shape != (3, 3):
         raise StructureError(f"cell must have shape (3, 3) with rows = lattice vectors, "
@@ -58,7 +64,7 @@ def check_structure(positions, cell, pbc):
         if volume < MIN_NORMALIZED_VOLUME:
             raise StructureError(f"periodic lattice vectors are linearly dependent "
                                  f"(normalized volume {volume:.3g}): zero cell volume")
-    return positions, cell, pbc
+    return cell, pbc
 
 
 def check_positions(positions):

@@ -17,7 +17,7 @@ import numpy as np
 from emtool.kernels.neighbors import neighbor_pairs_cells, neighbor_pairs_direct, pairs_within
 from emtool.errors import ParameterError, StructureError
 from emtool.parallel import run_kernel
-from emtool.structure import check_positions, check_structure
+from emtool.structure import check_cell, check_positions, check_structure
 
 #: ``method="auto"`` uses the cell list from this many atoms on. Measured crossovers at
 #: cutoff 4.73 Å and W density: ~150 atoms for random positions (100: direct 0.21 ms, cells
@@ -128,7 +128,7 @@ class VerletList:
         if not (isinstance(skin, (int, float, np.number)) and math.isfinite(skin) and skin >= 0):
             raise ParameterError(f"the neighbor skin must be finite and >= 0 (Å), got {skin!r}")
         self.skin = float(skin)
-        _, self.cell, self.pbc = check_structure(np.empty((0, 3)), cell, pbc)
+        self.cell, self.pbc = check_cell(cell, pbc)
         self.builds = 0
         self._list = self._anchor = None
 
