@@ -8,11 +8,11 @@ MD force evaluation (``kernels.snap.beta_forces_kernel``), each timed over all a
 
 - U: ``_u_total`` (per neighbor: Cayley-Klein parameters, the U recursion, the f_c-weighted sum);
 - Z/Y: ``_y_from_u`` (every Clebsch-Gordan product Z, the adjoint Y and B, once per atom);
-- dU: ``_scaled_du`` (per neighbor: the three derivative recursions and d(f_c w u)/dr);
-- dU.Y: ``_dedr`` (per neighbor: the contraction with Y).
+- dE/dr: ``_dedr_adjoint`` (per neighbor: the backward pass of the U recursion from Y, and
+  the chain rule to dE_i/dr_ik).
 
-dU and dU.Y run inside the kernel's neighbor loop, on its workspaces; they are timed as the
-differences U+dU minus U and U+dU+dU.Y minus U+dU of that loop.
+dE/dr runs inside the kernel's neighbor loop, on its workspaces; it is timed as the
+difference U+dE/dr minus U of that loop.
 
 Flops are counted per inner-loop iteration from the code (an add, a multiply or a fused
 multiply-add's two halves each count 1; sqrt, sin, cos and divisions count 1; sign flips and
@@ -34,7 +34,8 @@ from numba import njit
 from bench_snap import RCUTFAC, best_time, structure
 from emtool import SnapParams
 from emtool.descriptors.snap import kernel_inputs, snap_pairs
-from emtool.kernels.snap import _dedr, _scaled_du, _u_total, _workspace, _y_from_u
+from emtool.kernels.snap import (_adjoint_workspace, _dedr_adjoint, _u_total, _workspace,
+                                 _y_from_u)
 from emtool.kernels.snap_basis import Z_NA, Z_NB
 
 SCALAR_FLOPS_PER_CYCLE = 4
@@ -53,33 +54,29 @@ def u_stage(basis, pairs, settings, utot_r, utot_i):
 
 
 @njit
-def y_stage(basis, utot_r, utot_i, beta, yc_r, yc_i, b):
-    """Y (compact, into yc_r, yc_i (N, n_half)) and B of every atom from its U."""
-    y_r = np.empty(basis.idxu_max)
-    y_i = np.empty(basis.idxu_max)
+def y_stage(basis, utot_r, utot_i, beta, y_r, y_i, b):
+    """Weighted Y (into y_r, y_i (N, idxu_max)) and B of every atom from its U."""
     for i in range(utot_r.shape[0]):
-        _y_from_u(basis, utot_r[i], utot_i[i], beta[i], y_r, y_i, yc_r[i], yc_i[i], b[i])
+        _y_from_u(basis, utot_r[i], utot_i[i], beta[i], y_r[i], y_i[i], b[i])
 
 
 @njit
-def neighbor_stages(basis, pairs, settings, yc_r, yc_i, with_dedr, dedr):
-    """The kernel's per-atom neighbor loop: U, then for each neighbor d(f_c w u)/dr
-    (``_scaled_du``) and, ``with_dedr``, its contraction with the atom's Y (yc_r, yc_i
-    (N, n_half)) into dedr (P, 3). Same workspaces as ``beta_forces_kernel``."""
+def neighbor_stages(basis, pairs, settings, y_r, y_i, dedr):
+    """The kernel's per-atom neighbor loop: U, then dE_i/dr_ik of each
+    neighbor (``_dedr_adjoint``) from the atom's Y (y_r, y_i (N, idxu_max)) into dedr (P, 3).
+    Same workspaces as ``beta_forces_kernel``."""
     offsets, rij = pairs.offsets, pairs.rij
     max_nbr = max(1, np.max(np.diff(offsets)))
-    u_nbr_r, u_nbr_i, geometry, utot_r, utot_i, du_r, du_i, dc_r, dc_i = _workspace(
-        basis, max_nbr)
+    u_nbr_r, u_nbr_i, geometry, utot_r, utot_i, _, _, _, _ = _workspace(basis, max_nbr)
+    _, _, ub_r, ub_i = _adjoint_workspace(basis)
     for i in range(offsets.shape[0] - 1):
         _u_total(basis, pairs, settings, offsets[i], offsets[i + 1], u_nbr_r, u_nbr_i,
                  geometry, utot_r, utot_i)
         for p in range(offsets[i], offsets[i + 1]):
             n = p - offsets[i]
-            _scaled_du(basis.twojmax, basis.rootpq, basis.idxu_block, basis.half_index,
-                       rij[p, 0], rij[p, 1], rij[p, 2], pairs.wj[p], geometry[n],
-                       u_nbr_r[n], u_nbr_i[n], du_r, du_i, dc_r, dc_i)
-            if with_dedr:
-                _dedr(dc_r, dc_i, yc_r[i], yc_i[i], dedr[p])
+            _dedr_adjoint(basis.twojmax, basis.rootpq, basis.idxu_block, rij[p, 0], rij[p, 1],
+                          rij[p, 2], pairs.wj[p], geometry[n], u_nbr_r[n], u_nbr_i[n], y_r[i],
+                          y_i[i], ub_r, ub_i, dedr[p])
 
 
 def flops(basis, neighbors):
@@ -88,16 +85,17 @@ def flops(basis, neighbors):
     twojmax = basis.twojmax
     recursion = sum((j // 2 + 1) * j for j in range(1, twojmax + 1))     # (j, mb, ma) steps
     half_layers = sum((j // 2 + 1) * (j + 1) for j in range(twojmax + 1))
-    n_half = basis.half_index.shape[0]
+    used = int(basis.idxu_block[twojmax]) + (twojmax // 2 + 1) * (twojmax + 1)
+    mirrored = sum(j + 1 for j in range(1, twojmax, 2))                # adjoint rows handed back
     na, nb = basis.idxz[:, Z_NA], basis.idxz[:, Z_NB]
     z = float(np.sum(10 * na * nb + 4 * nb))
-    y = 5 * len(na) + 6 * np.sum(basis.b_jjb >= 0) + 2 * n_half
+    y = 5 * len(na) + 6 * np.sum(basis.b_jjb >= 0) + 2 * basis.idxu_max
     angles = 20                                                        # r, theta0, z0, f_c
+    chain = 3 * 22 + 4                                                 # dE/d(a, b) -> dE/dr
     return {
         "U": neighbors * (angles + 18 * recursion + 4 * half_layers),
         "Z/Y": z + y,
-        "dU": neighbors * (angles + 3 * 34 * recursion + 18 * n_half),
-        "dU.Y": neighbors * 12 * n_half,
+        "dE/dr": neighbors * (4 * used + 36 * recursion + 2 * mirrored + chain),
     }
 
 
@@ -107,24 +105,21 @@ def stage_times(twojmax, atoms, repeats):
     pairs_ = snap_pairs(atoms, params)
     basis, pairs, settings = kernel_inputs(params, pairs_)
     n, npair = len(atoms), len(pairs.rij)
-    n_half = basis.half_index.shape[0]
     beta = np.random.default_rng(1).normal(scale=1e-3, size=(n, params.ncoeff))
     utot_r, utot_i = np.empty((n, basis.idxu_max)), np.empty((n, basis.idxu_max))
-    yc_r, yc_i = np.empty((n, n_half)), np.empty((n, n_half))
+    y_r, y_i = np.empty((n, basis.idxu_max)), np.empty((n, basis.idxu_max))
     b = np.empty((n, params.ncoeff))
     dedr = np.empty((npair, 3))
     runs = {
         "U": lambda: u_stage(basis, pairs, settings, utot_r, utot_i),
-        "Z/Y": lambda: y_stage(basis, utot_r, utot_i, beta, yc_r, yc_i, b),
-        "U+dU": lambda: neighbor_stages(basis, pairs, settings, yc_r, yc_i, False, dedr),
-        "U+dU+dU.Y": lambda: neighbor_stages(basis, pairs, settings, yc_r, yc_i, True, dedr),
+        "Z/Y": lambda: y_stage(basis, utot_r, utot_i, beta, y_r, y_i, b),
+        "U+dE/dr": lambda: neighbor_stages(basis, pairs, settings, y_r, y_i, dedr),
     }
     total = {}
     for name, run in runs.items():
         run()
         total[name] = best_time(run, repeats) / n
-    seconds = {"U": total["U"], "Z/Y": total["Z/Y"], "dU": total["U+dU"] - total["U"],
-               "dU.Y": total["U+dU+dU.Y"] - total["U+dU"]}
+    seconds = {"U": total["U"], "Z/Y": total["Z/Y"], "dE/dr": total["U+dE/dr"] - total["U"]}
     return seconds, flops(basis, npair / n)
 
 

@@ -15,8 +15,11 @@ the cosine switching function (switchflag 1) or 1 (switchflag 0).
 
 Forces use the adjoint path: for per-atom coefficients beta_i (eV), E = sum_i beta_i . B_i,
 Y_i = sum_jjz beta_i[y_jjb] * y_factor * Z (once per atom) and dE_i/dr_ik = 2 * sum over the
-unique half of Re(conj(dU_j/dr_ik) . Y_j) (one contraction per neighbor). Kernels return
+unique half of Re(conj(dU_j/dr_ik) . Y_j), which ``_dedr_adjoint`` evaluates without forming
+dU: one reverse-mode pass through the U recursion per neighbor, seeded with Y. Kernels return
 that derivative per pair; the Python layer scatters it: F_i += dE_i/dr_ik, F_k -= dE_i/dr_ik.
+The per-component derivatives dB_i/dr_ik of fitting (``dbdr_kernel``) use the forward
+derivative recursions (``_du_layers``).
 
 Atoms are processed in parallel chunks (``prange``); every chunk owns the rows it writes.
 """
@@ -317,12 +320,11 @@ def _bispectrum_from_u(basis, utot_r, utot_i, out):
 
 
 @jit
-def _y_from_u(basis, utot_r, utot_i, beta, y_r, y_i, yc_r, yc_i, b):
+def _y_from_u(basis, utot_r, utot_i, beta, y_r, y_i, b):
     """Adjoint Y and B of one atom, from one pass over Z.
 
-    y_r, y_i (idxu_max,) workspace: Y_j = sum over Z rows of beta[y_jjb] * y_factor * Z.
-    yc_r, yc_i (n_half,): Y in the compact half layout times the half weights, so that
-    dE_i/dr = 2 sum Re(conj(dU) . Y) over the compact elements.
+    y_r, y_i (idxu_max,): Y_j = sum over Z rows of beta[y_jjb] * y_factor * Z, times the half
+    weights (zero outside the unique half), so that dE_i/dr = 2 sum Re(conj(dU) . Y).
     b (D,): the bispectrum components without the bzero shift.
     """
     idxz, cg, idxcg, idxu = basis.idxz, basis.cglist, basis.idxcg_block, basis.idxu_block
@@ -340,9 +342,9 @@ def _y_from_u(basis, utot_r, utot_i, beta, y_r, y_i, yc_r, yc_i, b):
         jjb = basis.b_jjb[jjz]
         if jjb >= 0:
             b[jjb] += 2.0 * basis.z_weight[jjz] * (utot_r[jju] * z_r + utot_i[jju] * z_i)
-    for t in range(basis.half_index.shape[0]):
-        yc_r[t] = basis.half_scale[t] * y_r[basis.half_index[t]]
-        yc_i[t] = basis.half_scale[t] * y_i[basis.half_index[t]]
+    for jju in range(basis.idxu_max):
+        y_r[jju] *= basis.half_weight[jju]
+        y_i[jju] *= basis.half_weight[jju]
 
 
 @jit
@@ -401,9 +403,81 @@ def _block_dot(dc_r, dc_i, z_r, z_i, first_z, first_c, n, out):
 
 
 @jit(inline=True)
-def _dedr(dc_r, dc_i, yc_r, yc_i, out):
-    """dE_i/dr_ik (3,) = 2 sum Re(conj(dU) . Y), both in the compact half layout (Y weighted)."""
-    _block_dot(dc_r, dc_i, yc_r, yc_i, 0, 0, yc_r.shape[0], out)
+def _dedr_adjoint(twojmax, rootpq, idxu_block, x, y, z, wj, geometry, u_r, u_i, y_r, y_i,
+                  ub_r, ub_i, out):
+    """dE_i/dr_ik (3,) of one neighbor by reverse-mode differentiation of the U recursion.
+
+    E depends on this neighbor through 2 sum Re(conj(f_c w u) . Y) over the unique half; the
+    adjoint of each u element starts at Y (y_r, y_i (idxu_max,): the weighted Y of
+    ``_y_from_u``, zero outside the half) and flows down the layers through the recursion
+    (VMK 4.8.2) and the mirror symmetry, accumulating dE/d(a, b) of the Cayley-Klein
+    parameters; three chain-rule products then give dE/dr_ik. One backward pass over the
+    half layers replaces the three derivative recursions of ``_du_layers`` and the
+    contraction with Y: the same derivative to rounding, in about a fifth of the flops.
+    geometry (5,), u_r, u_i (idxu_max,): the neighbor's row of ``_u_total``'s outputs;
+    ub_r, ub_i (idxu_max,) are workspace for the adjoints.
+    """
+    r, z0, dz0dr = geometry[G_R], geometry[G_Z0], geometry[G_DZ0DR]
+    scaled = 0.0  # sum Re(conj(u) . Y): what the derivative of f_c multiplies
+    for jju in range(idxu_block[twojmax] + (twojmax // 2 + 1) * (twojmax + 1)):
+        ub_r[jju] = y_r[jju]
+        ub_i[jju] = y_i[jju]
+        scaled += u_r[jju] * y_r[jju] + u_i[jju] * y_i[jju]
+    r0inv = 1.0 / np.sqrt(r * r + z0 * z0)
+    a_r = z0 * r0inv
+    a_i = -z * r0inv
+    b_r = y * r0inv
+    b_i = -x * r0inv
+    ga_r = 0.0  # dE/da_r, dE/da_i, dE/db_r, dE/db_i, without the factor 2 f_c w
+    ga_i = 0.0
+    gb_r = 0.0
+    gb_i = 0.0
+    for j in range(twojmax, 0, -1):
+        if j % 2 == 1 and j < twojmax:
+            # row (j+1)/2 of layer j, which layer j+1 read, is the mirror of row (j-1)/2:
+            # u[mb][ma] = (-1)^(ma+mb) conj u[j-mb][j-ma]; hand its adjoint back
+            mb = (j + 1) // 2
+            row = idxu_block[j] + (j + 1) * mb
+            src = idxu_block[j] + (j + 1) * (j - mb) + j
+            sign = 1.0 if mb % 2 == 0 else -1.0
+            for ma in range(j + 1):
+                ub_r[src - ma] += sign * ub_r[row + ma]
+                ub_i[src - ma] -= sign * ub_i[row + ma]
+                sign = -sign
+        for mb in range(j // 2 + 1):
+            jju = idxu_block[j] + (j + 1) * mb
+            jjup = idxu_block[j - 1] + j * mb
+            for ma in range(j):
+                # u[j; mb, ma] += rootpq_a conj(a) up and u[j; mb, ma+1] -= rootpq_b conj(b) up
+                rootpq_a = rootpq[j - ma, j - mb]
+                rootpq_b = rootpq[ma + 1, j - mb]
+                up_r = u_r[jjup]
+                up_i = u_i[jjup]
+                va_r = rootpq_a * ub_r[jju]
+                va_i = rootpq_a * ub_i[jju]
+                vb_r = rootpq_b * ub_r[jju + 1]
+                vb_i = rootpq_b * ub_i[jju + 1]
+                ub_r[jjup] += a_r * va_r - a_i * va_i - b_r * vb_r + b_i * vb_i
+                ub_i[jjup] += a_r * va_i + a_i * va_r - b_r * vb_i - b_i * vb_r
+                ga_r += va_r * up_r + va_i * up_i
+                ga_i += va_r * up_i - va_i * up_r
+                gb_r -= vb_r * up_r + vb_i * up_i
+                gb_i -= vb_r * up_i - vb_i * up_r
+                jju += 1
+                jjup += 1
+    sfac = geometry[G_FC] * wj
+    dsfac = geometry[G_DFC] * wj
+    dr0invdr = -(r0inv ** 3) * (r + z0 * dz0dr)
+    for k in range(3):
+        coord = x if k == 0 else (y if k == 1 else z)
+        unit = coord / r
+        dr0inv = dr0invdr * unit
+        da_r = dz0dr * unit * r0inv + z0 * dr0inv
+        da_i = -z * dr0inv - (r0inv if k == 2 else 0.0)
+        db_r = y * dr0inv + (r0inv if k == 1 else 0.0)
+        db_i = -x * dr0inv - (r0inv if k == 0 else 0.0)
+        out[k] = 2.0 * (dsfac * unit * scaled
+                        + sfac * (ga_r * da_r + ga_i * da_i + gb_r * db_r + gb_i * db_i))
 
 
 @jit
@@ -416,6 +490,14 @@ def _workspace(basis, max_nbr):
             np.empty((max_nbr, N_GEOMETRY)), np.empty(basis.idxu_max), np.empty(basis.idxu_max),
             np.empty((basis.idxu_max, 3)), np.empty((basis.idxu_max, 3)),
             np.empty((3, n_half)), np.empty((3, n_half)))
+
+
+@jit
+def _adjoint_workspace(basis):
+    """Per-chunk arrays of the force kernels: Y and the adjoints of u, (idxu_max,) each, real
+    and imaginary parts."""
+    return (np.empty(basis.idxu_max), np.empty(basis.idxu_max), np.empty(basis.idxu_max),
+            np.empty(basis.idxu_max))
 
 
 @jit(parallel=True)
@@ -456,12 +538,8 @@ def beta_forces_kernel(basis, pairs, settings, beta, nchunk):
     max_nbr = max(1, np.max(np.diff(offsets))) if natoms else 1
     nchunk = max(1, min(nchunk, natoms))
     for c in prange(nchunk):
-        u_nbr_r, u_nbr_i, geometry, utot_r, utot_i, du_r, du_i, dc_r, dc_i = _workspace(
-            basis, max_nbr)
-        y_r = np.empty(basis.idxu_max)
-        y_i = np.empty(basis.idxu_max)
-        yc_r = np.empty(basis.half_index.shape[0])
-        yc_i = np.empty(basis.half_index.shape[0])
+        u_nbr_r, u_nbr_i, geometry, utot_r, utot_i, _, _, _, _ = _workspace(basis, max_nbr)
+        y_r, y_i, ub_r, ub_i = _adjoint_workspace(basis)
         for i in range(c * natoms // nchunk, (c + 1) * natoms // nchunk):
             start = offsets[i]
             stop = offsets[i + 1]
@@ -469,13 +547,12 @@ def beta_forces_kernel(basis, pairs, settings, beta, nchunk):
                 continue
             _u_total(basis, pairs, settings, start, stop, u_nbr_r, u_nbr_i, geometry, utot_r,
                      utot_i)
-            _y_from_u(basis, utot_r, utot_i, beta[i], y_r, y_i, yc_r, yc_i, b[i])
+            _y_from_u(basis, utot_r, utot_i, beta[i], y_r, y_i, b[i])
             for p in range(start, stop):
                 n = p - start
-                _scaled_du(basis.twojmax, basis.rootpq, basis.idxu_block, basis.half_index,
-                           rij[p, 0], rij[p, 1], rij[p, 2], pairs.wj[p], geometry[n],
-                           u_nbr_r[n], u_nbr_i[n], du_r, du_i, dc_r, dc_i)
-                _dedr(dc_r, dc_i, yc_r, yc_i, dedr[p])
+                _dedr_adjoint(basis.twojmax, basis.rootpq, basis.idxu_block, rij[p, 0],
+                              rij[p, 1], rij[p, 2], pairs.wj[p], geometry[n], u_nbr_r[n],
+                              u_nbr_i[n], y_r, y_i, ub_r, ub_i, dedr[p])
     return dedr, b
 
 
@@ -520,21 +597,16 @@ def beta_forces_from_u(basis, pairs, beta, kept, nchunk):
     dedr = np.zeros((rij.shape[0], 3))
     nchunk = max(1, min(nchunk, natoms))
     for c in prange(nchunk):
-        _, _, _, _, _, du_r, du_i, dc_r, dc_i = _workspace(basis, 1)
-        y_r = np.empty(basis.idxu_max)
-        y_i = np.empty(basis.idxu_max)
-        yc_r = np.empty(basis.half_index.shape[0])
-        yc_i = np.empty(basis.half_index.shape[0])
+        y_r, y_i, ub_r, ub_i = _adjoint_workspace(basis)
         b = np.empty(basis.idxb.shape[0])
         for i in range(c * natoms // nchunk, (c + 1) * natoms // nchunk):
             if offsets[i + 1] == offsets[i]:
                 continue
-            _y_from_u(basis, utot_r[i], utot_i[i], beta[i], y_r, y_i, yc_r, yc_i, b)
+            _y_from_u(basis, utot_r[i], utot_i[i], beta[i], y_r, y_i, b)
             for p in range(offsets[i], offsets[i + 1]):
-                _scaled_du(basis.twojmax, basis.rootpq, basis.idxu_block, basis.half_index,
-                           rij[p, 0], rij[p, 1], rij[p, 2], pairs.wj[p], geometry[p],
-                           u_r[p], u_i[p], du_r, du_i, dc_r, dc_i)
-                _dedr(dc_r, dc_i, yc_r, yc_i, dedr[p])
+                _dedr_adjoint(basis.twojmax, basis.rootpq, basis.idxu_block, rij[p, 0],
+                              rij[p, 1], rij[p, 2], pairs.wj[p], geometry[p], u_r[p], u_i[p],
+                              y_r, y_i, ub_r, ub_i, dedr[p])
     return dedr
 
 

@@ -44,10 +44,9 @@ class SnapBasis(NamedTuple):
     y_jjb : (idxz_max,) bispectrum component whose beta multiplies Z row jjz in Y.
     y_factor : (idxz_max,) float64 multiplicity (1, 2 or 3) times (j1+1)/(j+1) if j1 > j.
     half_index : (n_half,) U index jju of each element with a non-zero half weight, layer by
-        layer and row by row: the compact "unique half" layout of dU and Y. The Z rows of any
+        layer and row by row: the compact "unique half" layout of dU (dB/dr). The Z rows of any
         block (j1, j2, j) run over these elements of layer j, in this order.
     half_block : (jdim,) start of layer j in the compact layout.
-    half_scale : (n_half,) float64 half_weight[half_index].
     z_weight : (idxz_max,) float64 half_weight of the U element (j, ma, mb) of each Z row.
     b_jjb : (idxz_max,) bispectrum component whose sum the Z row enters (blocks with j >= j1),
         -1 for rows of the other blocks (needed by Y only).
@@ -74,7 +73,6 @@ class SnapBasis(NamedTuple):
     y_factor: np.ndarray
     half_index: np.ndarray
     half_block: np.ndarray
-    half_scale: np.ndarray
     z_weight: np.ndarray
     b_jjb: np.ndarray
     db_terms: np.ndarray
@@ -210,6 +208,6 @@ def snap_basis(twojmax):
         half_weight=half_weight, y_jjb=np.array(y_jjb, np.int64),
         y_factor=np.array(y_factor, np.float64), half_index=half_index,
         half_block=half_block,
-        half_scale=half_weight[half_index], z_weight=half_weight[idxz[:, Z_JJU]],
+        z_weight=half_weight[idxz[:, Z_JJU]],
         b_jjb=np.array(b_jjb, np.int64), db_terms=np.array(db_terms, np.int64).reshape(-1, 4),
         db_factor=np.array(db_factor), bzero=idxb[:, 2].astype(np.float64) + 1.0)

@@ -59,9 +59,13 @@ def test_per_pair_derivatives_match_finite_differences():
     np.testing.assert_allclose(-der.virial()[:, 0, 2], fd / (2 * h), atol=1e-6 * np.abs(fd / h).max())
 
 
-def test_adjoint_forces_equal_contracted_derivatives():
+@pytest.mark.parametrize("twojmax", [1, 2, 3, 6, 8])
+def test_adjoint_forces_equal_contracted_derivatives(twojmax):
+    """The force kernel's reverse-mode pass through the U recursion (``_dedr_adjoint``)
+    gives the forward-mode derivatives of the dB/dr kernel, contracted with beta: odd and
+    even 2J, whose mirrored rows differ."""
     atoms = random_box(5)
-    params = SnapParams(twojmax=8)
+    params = SnapParams(twojmax=twojmax)
     beta = np.random.default_rng(0).normal(size=(len(atoms), params.ncoeff))
     pairs = snap_pairs(atoms, params)
     dedr, _ = snap_pair_forces(params, pairs, beta)
