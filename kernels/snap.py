@@ -28,9 +28,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import prange
 
-from emtool.kernels.jit import jit
-from emtool.kernels.snap_basis import (Z_J, Z_J1, Z_J2, Z_JJU, Z_MA1MIN, Z_MA2MAX, Z_MB1MIN,
-                                       Z_MB2MAX, Z_NA, Z_NB)
+from emtool.kernels.jit import jit, nowrap as _nw
+from emtool.kernels.snap_basis import Z_JJU
 
 PI = np.pi
 
@@ -80,8 +79,10 @@ def _switch(r, rcut, rmin0, switchflag):
 def _u_layers(twojmax, rootpq, idxu_block, x, y, z, z0, r, u_r, u_i):
     """Wigner U-matrices of one neighbor, layers j = 0..twojmax.
 
-    (x, y, z) = r_ik (Å), r = |r_ik|, z0 = r / tan(psi). Fills u_r, u_i (idxu_max,): full
-    (j+1)^2 blocks, except the last layer, where only the unique half 2*mb <= j is needed.
+    (x, y, z) = r_ik (Å), r = |r_ik|, z0 = r / tan(psi). Fills u_r, u_i (idxu_max,) in the rows
+    2*mb <= j of every layer j, which hold the unique half, and, for odd j < twojmax, row
+    (j+1)/2, the mirror of row (j-1)/2, which the recursion of layer j+1 also reads; the
+    other rows are left as they were.
     Takes the basis arrays it needs, not the whole ``SnapBasis``: small per-pair functions
     stay cheap to call.
     """
@@ -93,29 +94,43 @@ def _u_layers(twojmax, rootpq, idxu_block, x, y, z, z0, r, u_r, u_i):
     u_r[0] = 1.0
     u_i[0] = 0.0
     for j in range(1, twojmax + 1):
-        jju = idxu_block[j]
-        jjup = idxu_block[j - 1]
+        jju = idxu_block[_nw(j)]
+        jjup = idxu_block[_nw(j - 1)]
         for mb in range(j // 2 + 1):
             # element ma gets the b-term of ma - 1 plus its own a-term; the b-term is carried
             # in a register (u_r and u_i may alias as far as the compiler knows)
             carry_r = 0.0
             carry_i = 0.0
             for ma in range(j):
-                rootpq_a = rootpq[j - ma, j - mb]
-                up_r = u_r[jjup]
-                up_i = u_i[jjup]
-                u_r[jju] = carry_r + rootpq_a * (a_r * up_r + a_i * up_i)
-                u_i[jju] = carry_i + rootpq_a * (a_r * up_i - a_i * up_r)
-                rootpq_b = rootpq[ma + 1, j - mb]
+                rootpq_a = rootpq[_nw(j - ma), _nw(j - mb)]
+                up_r = u_r[_nw(jjup)]
+                up_i = u_i[_nw(jjup)]
+                u_r[_nw(jju)] = carry_r + rootpq_a * (a_r * up_r + a_i * up_i)
+                u_i[_nw(jju)] = carry_i + rootpq_a * (a_r * up_i - a_i * up_r)
+                rootpq_b = rootpq[_nw(ma + 1), _nw(j - mb)]
                 carry_r = -rootpq_b * (b_r * up_r + b_i * up_i)
                 carry_i = -rootpq_b * (b_r * up_i - b_i * up_r)
                 jju += 1
                 jjup += 1
-            u_r[jju] = carry_r
-            u_i[jju] = carry_i
+            u_r[_nw(jju)] = carry_r
+            u_i[_nw(jju)] = carry_i
             jju += 1
-        if j < twojmax:
-            _mirror_layer(idxu_block[j], j, u_r, u_i)
+        if j < twojmax and j % 2 == 1:
+            _mirror_row(idxu_block[_nw(j)], j, u_r, u_i)
+
+
+@jit(inline=True)
+def _mirror_row(start, j, u_r, u_i):
+    """Fill row mb = (j+1)/2 of an odd layer j (the one row beyond the unique half that layer
+    j+1 reads) from row (j-1)/2: u[mb][ma] = (-1)^(ma+mb) conj u[j-mb][j-ma]."""
+    mb = (j + 1) // 2
+    row = start + (j + 1) * mb
+    src = start + (j + 1) * (j - mb) + j
+    sign = 1.0 if mb % 2 == 0 else -1.0
+    for ma in range(j + 1):
+        u_r[_nw(row + ma)] = sign * u_r[_nw(src - ma)]
+        u_i[_nw(row + ma)] = -sign * u_i[_nw(src - ma)]
+        sign = -sign
 
 
 @jit(inline=True)
@@ -128,11 +143,11 @@ def _mirror_layer(start, j, u_r, u_i):
         mapar = mbpar
         for ma in range(j + 1):
             if mapar == 1:
-                u_r[jjup] = u_r[jju]
-                u_i[jjup] = -u_i[jju]
+                u_r[_nw(jjup)] = u_r[_nw(jju)]
+                u_i[_nw(jjup)] = -u_i[_nw(jju)]
             else:
-                u_r[jjup] = -u_r[jju]
-                u_i[jjup] = u_i[jju]
+                u_r[_nw(jjup)] = -u_r[_nw(jju)]
+                u_i[_nw(jjup)] = u_i[_nw(jju)]
             mapar = -mapar
             jju += 1
             jjup -= 1
@@ -140,70 +155,75 @@ def _mirror_layer(start, j, u_r, u_i):
 
 
 @jit(inline=True)
+def _cayley_klein_derivatives(k, x, y, z, z0, r, dz0dr, r0inv):
+    """d(a_r, a_i, b_r, b_i)/dx_k of the Cayley–Klein parameters of ``_u_layers``."""
+    unit = (x if k == 0 else (y if k == 1 else z)) / r
+    dr0inv = -(r0inv ** 3) * (r + z0 * dz0dr) * unit
+    return (dz0dr * unit * r0inv + z0 * dr0inv, -z * dr0inv - (r0inv if k == 2 else 0.0),
+            y * dr0inv + (r0inv if k == 1 else 0.0), -x * dr0inv - (r0inv if k == 0 else 0.0))
+
+
+@jit(inline=True)
+def _du_step(rootpq_a, rootpq_b, a_r, a_i, b_r, b_i, da_r, da_i, db_r, db_i, up_r, up_i,
+             dup_r, dup_i, carry_r, carry_i):
+    """One step of the differentiated recursion for one Cartesian component: returns the
+    element's (Re, Im) dU and the b-term (Re, Im) it hands to the next element."""
+    return (carry_r + rootpq_a * (da_r * up_r + da_i * up_i + a_r * dup_r + a_i * dup_i),
+            carry_i + rootpq_a * (da_r * up_i - da_i * up_r + a_r * dup_i - a_i * dup_r),
+            -rootpq_b * (db_r * up_r + db_i * up_i + b_r * dup_r + b_i * dup_i),
+            -rootpq_b * (db_r * up_i - db_i * up_r + b_r * dup_i - b_i * dup_r))
+
+
+@jit(inline=True)
 def _du_layers(twojmax, rootpq, idxu_block, x, y, z, z0, r, dz0dr, u_r, u_i, du_r, du_i):
     """dU/dr_ik (unscaled by f_c) of one neighbor, all layers; du_r, du_i are (idxu_max, 3).
 
-    Needs u_r, u_i of the same neighbor from ``_u_layers``. Full blocks except the last layer.
-    Each Cartesian component k is an independent recursion (VMK 4.8.2 differentiated), run
-    one after the other so that the derivatives of the Cayley–Klein parameters stay scalars.
+    Needs u_r, u_i of the same neighbor from ``_u_layers``. Fills the rows ``_u_layers``
+    fills. The three Cartesian components are three recursions (VMK 4.8.2 differentiated)
+    run side by side, element by element, so that each u element and root is read once.
     """
     r0inv = 1.0 / np.sqrt(r * r + z0 * z0)
     a_r = z0 * r0inv
     a_i = -z * r0inv
     b_r = y * r0inv
     b_i = -x * r0inv
-    dr0invdr = -(r0inv ** 3) * (r + z0 * dz0dr)
+    dar0, dai0, dbr0, dbi0 = _cayley_klein_derivatives(0, x, y, z, z0, r, dz0dr, r0inv)
+    dar1, dai1, dbr1, dbi1 = _cayley_klein_derivatives(1, x, y, z, z0, r, dz0dr, r0inv)
+    dar2, dai2, dbr2, dbi2 = _cayley_klein_derivatives(2, x, y, z, z0, r, dz0dr, r0inv)
     for k in range(3):
-        unit = (x if k == 0 else (y if k == 1 else z)) / r
-        dr0inv = dr0invdr * unit
-        da_r = dz0dr * unit * r0inv + z0 * dr0inv
-        da_i = -z * dr0inv - (r0inv if k == 2 else 0.0)
-        db_r = y * dr0inv + (r0inv if k == 1 else 0.0)
-        db_i = -x * dr0inv - (r0inv if k == 0 else 0.0)
         du_r[0, k] = 0.0
         du_i[0, k] = 0.0
-        for j in range(1, twojmax + 1):
-            jju = idxu_block[j]
-            jjup = idxu_block[j - 1]
-            for mb in range(j // 2 + 1):
-                carry_r = 0.0
-                carry_i = 0.0
-                for ma in range(j):
-                    rootpq_a = rootpq[j - ma, j - mb]
-                    rootpq_b = rootpq[ma + 1, j - mb]
-                    up_r = u_r[jjup]
-                    up_i = u_i[jjup]
-                    dup_r = du_r[jjup, k]
-                    dup_i = du_i[jjup, k]
-                    du_r[jju, k] = carry_r + rootpq_a * (da_r * up_r + da_i * up_i + a_r * dup_r
-                                                         + a_i * dup_i)
-                    du_i[jju, k] = carry_i + rootpq_a * (da_r * up_i - da_i * up_r + a_r * dup_i
-                                                         - a_i * dup_r)
-                    carry_r = -rootpq_b * (db_r * up_r + db_i * up_i + b_r * dup_r + b_i * dup_i)
-                    carry_i = -rootpq_b * (db_r * up_i - db_i * up_r + b_r * dup_i - b_i * dup_r)
-                    jju += 1
-                    jjup += 1
-                du_r[jju, k] = carry_r
-                du_i[jju, k] = carry_i
+    for j in range(1, twojmax + 1):
+        jju = idxu_block[_nw(j)]
+        jjup = idxu_block[_nw(j - 1)]
+        for mb in range(j // 2 + 1):
+            c0r = c0i = c1r = c1i = c2r = c2i = 0.0
+            for ma in range(j):
+                rootpq_a = rootpq[_nw(j - ma), _nw(j - mb)]
+                rootpq_b = rootpq[_nw(ma + 1), _nw(j - mb)]
+                up_r = u_r[_nw(jjup)]
+                up_i = u_i[_nw(jjup)]
+                e = _nw(jju)
+                q = _nw(jjup)
+                du_r[e, 0], du_i[e, 0], c0r, c0i = _du_step(
+                    rootpq_a, rootpq_b, a_r, a_i, b_r, b_i, dar0, dai0, dbr0, dbi0, up_r, up_i,
+                    du_r[q, 0], du_i[q, 0], c0r, c0i)
+                du_r[e, 1], du_i[e, 1], c1r, c1i = _du_step(
+                    rootpq_a, rootpq_b, a_r, a_i, b_r, b_i, dar1, dai1, dbr1, dbi1, up_r, up_i,
+                    du_r[q, 1], du_i[q, 1], c1r, c1i)
+                du_r[e, 2], du_i[e, 2], c2r, c2i = _du_step(
+                    rootpq_a, rootpq_b, a_r, a_i, b_r, b_i, dar2, dai2, dbr2, dbi2, up_r, up_i,
+                    du_r[q, 2], du_i[q, 2], c2r, c2i)
                 jju += 1
-            if j == twojmax:
-                break
-            jju = idxu_block[j]
-            jjup = jju + (j + 1) * (j + 1) - 1
-            mbpar = 1
-            for mb in range(j // 2 + 1):
-                mapar = mbpar
-                for ma in range(j + 1):
-                    if mapar == 1:
-                        du_r[jjup, k] = du_r[jju, k]
-                        du_i[jjup, k] = -du_i[jju, k]
-                    else:
-                        du_r[jjup, k] = -du_r[jju, k]
-                        du_i[jjup, k] = du_i[jju, k]
-                    mapar = -mapar
-                    jju += 1
-                    jjup -= 1
-                mbpar = -mbpar
+                jjup += 1
+            e = _nw(jju)
+            du_r[e, 0], du_i[e, 0] = c0r, c0i
+            du_r[e, 1], du_i[e, 1] = c1r, c1i
+            du_r[e, 2], du_i[e, 2] = c2r, c2i
+            jju += 1
+        if j < twojmax and j % 2 == 1:
+            for k in range(3):
+                _mirror_row(idxu_block[_nw(j)], j, du_r[:, k], du_i[:, k])
 
 
 @jit(inline=True)
@@ -231,81 +251,55 @@ def _u_total(basis, pairs, settings, start, stop, u_nbr_r, u_nbr_i, geometry, ut
     idxu_block = basis.idxu_block
     rij, rcut = pairs.rij, pairs.rcut
     for jju in range(basis.idxu_max):
-        utot_r[jju] = 0.0
-        utot_i[jju] = 0.0
+        utot_r[_nw(jju)] = 0.0
+        utot_i[_nw(jju)] = 0.0
     for j in range(basis.twojmax + 1):
         for ma in range(j + 1):
-            utot_r[idxu_block[j] + (j + 1) * ma + ma] = settings.wself
+            utot_r[idxu_block[_nw(j)] + (j + 1) * ma + ma] = settings.wself
     for p in range(start, stop):
         n = p - start
-        x = rij[p, 0]
-        y = rij[p, 1]
-        z = rij[p, 2]
-        r, z0, dz0dr = _angles(x, y, z, rcut[p], settings.rfac0, settings.rmin0)
-        _u_layers(basis.twojmax, basis.rootpq, idxu_block, x, y, z, z0, r, u_nbr_r[n],
-                  u_nbr_i[n])
-        fc, dfc = _switch(r, rcut[p], settings.rmin0, settings.switchflag)
-        geometry[n, G_R], geometry[n, G_Z0], geometry[n, G_DZ0DR] = r, z0, dz0dr
-        geometry[n, G_FC], geometry[n, G_DFC] = fc, dfc
+        x = rij[_nw(p), 0]
+        y = rij[_nw(p), 1]
+        z = rij[_nw(p), 2]
+        r, z0, dz0dr = _angles(x, y, z, rcut[_nw(p)], settings.rfac0, settings.rmin0)
+        _u_layers(basis.twojmax, basis.rootpq, idxu_block, x, y, z, z0, r, u_nbr_r[_nw(n)],
+                  u_nbr_i[_nw(n)])
+        fc, dfc = _switch(r, rcut[_nw(p)], settings.rmin0, settings.switchflag)
+        geometry[_nw(n), G_R], geometry[_nw(n), G_Z0], geometry[_nw(n), G_DZ0DR] = r, z0, dz0dr
+        geometry[_nw(n), G_FC], geometry[_nw(n), G_DFC] = fc, dfc
         sfac = fc * pairs.wj[p]
         for j in range(basis.twojmax + 1):
-            first = idxu_block[j]
+            first = idxu_block[_nw(j)]
             for jju in range(first, first + (j // 2 + 1) * (j + 1)):
-                utot_r[jju] += sfac * u_nbr_r[n, jju]
-                utot_i[jju] += sfac * u_nbr_i[n, jju]
+                utot_r[_nw(jju)] += sfac * u_nbr_r[_nw(n), _nw(jju)]
+                utot_i[_nw(jju)] += sfac * u_nbr_i[_nw(n), _nw(jju)]
     for j in range(1, basis.twojmax + 1):
-        _mirror_layer(idxu_block[j], j, utot_r, utot_i)
+        _mirror_layer(idxu_block[_nw(j)], j, utot_r, utot_i)
 
 
 @jit(inline=True)
-def _z_element(idxz, cg, idxcg_block, idxu_block, jjz, utot_r, utot_i):
-    """One Clebsch–Gordan product Z_{j1 j2 j}(ma, mb) (row jjz of idxz); returns (Re, Im)."""
-    row = idxz[jjz]
-    j1 = row[Z_J1]
-    j2 = row[Z_J2]
-    j = row[Z_J]
-    ma1min = row[Z_MA1MIN]
-    ma2max = row[Z_MA2MAX]
-    na = row[Z_NA]
-    mb1min = row[Z_MB1MIN]
-    mb2max = row[Z_MB2MAX]
-    nb = row[Z_NB]
-    icg0 = idxcg_block[j1, j2, j]
-    jju1 = idxu_block[j1] + (j1 + 1) * mb1min
-    jju2 = idxu_block[j2] + (j2 + 1) * mb2max
-    icgb = mb1min * (j2 + 1) + mb2max
+def _z_element(basis, jjz, utot_r, utot_i):
+    """One Clebsch–Gordan product Z_{j1 j2 j}(ma, mb) (row jjz of idxz); returns (Re, Im).
+
+    Runs over the row's flat terms (``SnapBasis.z_start``): the loop variable and the
+    indices are unsigned, so the indexing needs no negative-index check.
+    """
+    u1, u2, cg = basis.z_u1, basis.z_u2, basis.z_cg
     z_r = 0.0
     z_i = 0.0
-    for ib in range(nb):
-        sum_r = 0.0
-        sum_i = 0.0
-        ma1 = jju1 + ma1min
-        ma2 = jju2 + ma2max
-        icga = icg0 + ma1min * (j2 + 1) + ma2max
-        for ia in range(na):
-            c = cg[icga]
-            u1r = utot_r[ma1]
-            u1i = utot_i[ma1]
-            u2r = utot_r[ma2]
-            u2i = utot_i[ma2]
-            sum_r += c * (u1r * u2r - u1i * u2i)
-            sum_i += c * (u1r * u2i + u1i * u2r)
-            ma1 += 1
-            ma2 -= 1
-            icga += j2
-        c = cg[icg0 + icgb]
-        z_r += c * sum_r
-        z_i += c * sum_i
-        jju1 += j1 + 1
-        jju2 -= j2 + 1
-        icgb += j2
+    for t in range(basis.z_start[jjz], basis.z_start[jjz + 1]):
+        k1 = u1[t]
+        k2 = u2[t]
+        p_r = cg[t] * utot_r[k1]
+        p_i = cg[t] * utot_i[k1]
+        z_r += p_r * utot_r[k2] - p_i * utot_i[k2]
+        z_i += p_r * utot_i[k2] + p_i * utot_r[k2]
     return z_r, z_i
 
 
 @jit
 def _bispectrum_from_u(basis, utot_r, utot_i, out):
     """B_{j1 j2 j} (without the bzero shift) of one atom into out (D,)."""
-    idxz, cg, idxcg, idxu = basis.idxz, basis.cglist, basis.idxcg_block, basis.idxu_block
     for jjb in range(basis.idxb.shape[0]):
         j1 = basis.idxb[jjb, 0]
         j2 = basis.idxb[jjb, 1]
@@ -313,10 +307,10 @@ def _bispectrum_from_u(basis, utot_r, utot_i, out):
         first = basis.idxz_block[j1, j2, j]
         total = 0.0
         for jjz in range(first, first + basis.idxz_count[j1, j2, j]):
-            z_r, z_i = _z_element(idxz, cg, idxcg, idxu, jjz, utot_r, utot_i)
+            z_r, z_i = _z_element(basis, jjz, utot_r, utot_i)
             jju = basis.idxz[jjz, Z_JJU]
-            total += basis.z_weight[jjz] * (utot_r[jju] * z_r + utot_i[jju] * z_i)
-        out[jjb] = 2.0 * total
+            total += basis.z_weight[_nw(jjz)] * (utot_r[_nw(jju)] * z_r + utot_i[_nw(jju)] * z_i)
+        out[_nw(jjb)] = 2.0 * total
 
 
 @jit
@@ -327,34 +321,32 @@ def _y_from_u(basis, utot_r, utot_i, beta, y_r, y_i, b):
     weights (zero outside the unique half), so that dE_i/dr = 2 sum Re(conj(dU) . Y).
     b (D,): the bispectrum components without the bzero shift.
     """
-    idxz, cg, idxcg, idxu = basis.idxz, basis.cglist, basis.idxcg_block, basis.idxu_block
     for jju in range(basis.idxu_max):
-        y_r[jju] = 0.0
-        y_i[jju] = 0.0
+        y_r[_nw(jju)] = 0.0
+        y_i[_nw(jju)] = 0.0
     for jjb in range(b.shape[0]):
-        b[jjb] = 0.0
+        b[_nw(jjb)] = 0.0
     for jjz in range(basis.idxz.shape[0]):
-        z_r, z_i = _z_element(idxz, cg, idxcg, idxu, jjz, utot_r, utot_i)
+        z_r, z_i = _z_element(basis, jjz, utot_r, utot_i)
         jju = basis.idxz[jjz, Z_JJU]
-        coef = beta[basis.y_jjb[jjz]] * basis.y_factor[jjz]
-        y_r[jju] += coef * z_r
-        y_i[jju] += coef * z_i
-        jjb = basis.b_jjb[jjz]
+        coef = beta[basis.y_jjb[_nw(jjz)]] * basis.y_factor[_nw(jjz)]
+        y_r[_nw(jju)] += coef * z_r
+        y_i[_nw(jju)] += coef * z_i
+        jjb = basis.b_jjb[_nw(jjz)]
         if jjb >= 0:
-            b[jjb] += 2.0 * basis.z_weight[jjz] * (utot_r[jju] * z_r + utot_i[jju] * z_i)
+            b[_nw(jjb)] += 2.0 * basis.z_weight[_nw(jjz)] * (utot_r[_nw(jju)] * z_r + utot_i[_nw(jju)] * z_i)
     for jju in range(basis.idxu_max):
-        y_r[jju] *= basis.half_weight[jju]
-        y_i[jju] *= basis.half_weight[jju]
+        y_r[_nw(jju)] *= basis.half_weight[_nw(jju)]
+        y_i[_nw(jju)] *= basis.half_weight[_nw(jju)]
 
 
 @jit
 def _z_all(basis, utot_r, utot_i, z_r, z_i):
     """Every Z row of one atom, times its half weight, into z_r, z_i (idxz_max,)."""
-    idxz, cg, idxcg, idxu = basis.idxz, basis.cglist, basis.idxcg_block, basis.idxu_block
     for jjz in range(basis.idxz.shape[0]):
-        zr, zi = _z_element(idxz, cg, idxcg, idxu, jjz, utot_r, utot_i)
-        z_r[jjz] = basis.z_weight[jjz] * zr
-        z_i[jjz] = basis.z_weight[jjz] * zi
+        zr, zi = _z_element(basis, jjz, utot_r, utot_i)
+        z_r[_nw(jjz)] = basis.z_weight[_nw(jjz)] * zr
+        z_i[_nw(jjz)] = basis.z_weight[_nw(jjz)] * zi
 
 
 @jit(inline=True)
@@ -373,33 +365,46 @@ def _scaled_du(twojmax, rootpq, idxu_block, half_index, x, y, z, wj, geometry, u
     gy = dsfac * y / r
     gz = dsfac * z / r
     for t in range(half_index.shape[0]):
-        jju = half_index[t]
-        ur = u_r[jju]
-        ui = u_i[jju]
-        dc_r[0, t] = gx * ur + sfac * du_r[jju, 0]
-        dc_r[1, t] = gy * ur + sfac * du_r[jju, 1]
-        dc_r[2, t] = gz * ur + sfac * du_r[jju, 2]
-        dc_i[0, t] = gx * ui + sfac * du_i[jju, 0]
-        dc_i[1, t] = gy * ui + sfac * du_i[jju, 1]
-        dc_i[2, t] = gz * ui + sfac * du_i[jju, 2]
+        jju = half_index[_nw(t)]
+        ur = u_r[_nw(jju)]
+        ui = u_i[_nw(jju)]
+        dc_r[0, _nw(t)] = gx * ur + sfac * du_r[_nw(jju), 0]
+        dc_r[1, _nw(t)] = gy * ur + sfac * du_r[_nw(jju), 1]
+        dc_r[2, _nw(t)] = gz * ur + sfac * du_r[_nw(jju), 2]
+        dc_i[0, _nw(t)] = gx * ui + sfac * du_i[_nw(jju), 0]
+        dc_i[1, _nw(t)] = gy * ui + sfac * du_i[_nw(jju), 1]
+        dc_i[2, _nw(t)] = gz * ui + sfac * du_i[_nw(jju), 2]
 
 
-@jit(inline=True)
-def _block_dot(dc_r, dc_i, z_r, z_i, first_z, first_c, n, out):
-    """out[k] = 2 sum_t Re(conj(dU[k, first_c + t]) . Z[first_z + t]), t < n (weighted Z)."""
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    for t in range(n):
-        zr = z_r[first_z + t]
-        zi = z_i[first_z + t]
-        c = first_c + t
-        s0 += dc_r[0, c] * zr + dc_i[0, c] * zi
-        s1 += dc_r[1, c] * zr + dc_i[1, c] * zi
-        s2 += dc_r[2, c] * zr + dc_i[2, c] * zi
-    out[0] = 2.0 * s0
-    out[1] = 2.0 * s1
-    out[2] = 2.0 * s2
+@jit(reassociate=True)
+def _pair_dbdr(db_terms, db_factor, dc_r, dc_i, z_r, z_i, out):
+    """dB_i/dr_ik (D, 3) of one neighbor into out: for each term (first_z, first_c, n, jjb)
+    of ``SnapBasis.db_terms``, out[jjb, k] += factor * 2 sum_t Re(conj(dU[k, first_c + t])
+    . Z[first_z + t]), t < n.
+
+    dc_r, dc_i (3, n_half): d(f_c w u)/dr_ik (``_scaled_du``); z_r, z_i (idxz_max,): the
+    atom's weighted Z (``_z_all``). Called once per neighbor, not inlined: its sums are
+    reassociated so that LLVM vectorizes them (``jit(reassociate=True)``).
+    """
+    out[:, :] = 0.0
+    for row in range(db_terms.shape[0]):
+        first_z = db_terms[row, 0]
+        first_c = db_terms[row, 1]
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        for t in range(db_terms[row, 2]):
+            zr = z_r[_nw(first_z + t)]
+            zi = z_i[_nw(first_z + t)]
+            c = _nw(first_c + t)
+            s0 += dc_r[0, c] * zr + dc_i[0, c] * zi
+            s1 += dc_r[1, c] * zr + dc_i[1, c] * zi
+            s2 += dc_r[2, c] * zr + dc_i[2, c] * zi
+        factor = 2.0 * db_factor[row]
+        jjb = db_terms[row, 3]
+        out[jjb, 0] += factor * s0
+        out[jjb, 1] += factor * s1
+        out[jjb, 2] += factor * s2
 
 
 @jit(inline=True)
@@ -418,11 +423,14 @@ def _dedr_adjoint(twojmax, rootpq, idxu_block, x, y, z, wj, geometry, u_r, u_i, 
     ub_r, ub_i (idxu_max,) are workspace for the adjoints.
     """
     r, z0, dz0dr = geometry[G_R], geometry[G_Z0], geometry[G_DZ0DR]
-    scaled = 0.0  # sum Re(conj(u) . Y): what the derivative of f_c multiplies
-    for jju in range(idxu_block[twojmax] + (twojmax // 2 + 1) * (twojmax + 1)):
-        ub_r[jju] = y_r[jju]
-        ub_i[jju] = y_i[jju]
-        scaled += u_r[jju] * y_r[jju] + u_i[jju] * y_i[jju]
+    scaled = 0.0  # sum Re(conj(u) . Y) over the half: what the derivative of f_c multiplies
+    for j in range(twojmax + 1):
+        first = idxu_block[_nw(j)]
+        for jju in range(first, first + (j // 2 + 1) * (j + 1)):
+            scaled += u_r[_nw(jju)] * y_r[_nw(jju)] + u_i[_nw(jju)] * y_i[_nw(jju)]
+    for jju in range(idxu_block[_nw(twojmax)] + (twojmax // 2 + 1) * (twojmax + 1)):
+        ub_r[_nw(jju)] = y_r[_nw(jju)]
+        ub_i[_nw(jju)] = y_i[_nw(jju)]
     r0inv = 1.0 / np.sqrt(r * r + z0 * z0)
     a_r = z0 * r0inv
     a_i = -z * r0inv
@@ -437,28 +445,28 @@ def _dedr_adjoint(twojmax, rootpq, idxu_block, x, y, z, wj, geometry, u_r, u_i, 
             # row (j+1)/2 of layer j, which layer j+1 read, is the mirror of row (j-1)/2:
             # u[mb][ma] = (-1)^(ma+mb) conj u[j-mb][j-ma]; hand its adjoint back
             mb = (j + 1) // 2
-            row = idxu_block[j] + (j + 1) * mb
-            src = idxu_block[j] + (j + 1) * (j - mb) + j
+            row = idxu_block[_nw(j)] + (j + 1) * mb
+            src = idxu_block[_nw(j)] + (j + 1) * (j - mb) + j
             sign = 1.0 if mb % 2 == 0 else -1.0
             for ma in range(j + 1):
-                ub_r[src - ma] += sign * ub_r[row + ma]
-                ub_i[src - ma] -= sign * ub_i[row + ma]
+                ub_r[_nw(src - ma)] += sign * ub_r[_nw(row + ma)]
+                ub_i[_nw(src - ma)] -= sign * ub_i[_nw(row + ma)]
                 sign = -sign
         for mb in range(j // 2 + 1):
-            jju = idxu_block[j] + (j + 1) * mb
-            jjup = idxu_block[j - 1] + j * mb
+            jju = idxu_block[_nw(j)] + (j + 1) * mb
+            jjup = idxu_block[_nw(j - 1)] + j * mb
             for ma in range(j):
                 # u[j; mb, ma] += rootpq_a conj(a) up and u[j; mb, ma+1] -= rootpq_b conj(b) up
-                rootpq_a = rootpq[j - ma, j - mb]
-                rootpq_b = rootpq[ma + 1, j - mb]
-                up_r = u_r[jjup]
-                up_i = u_i[jjup]
-                va_r = rootpq_a * ub_r[jju]
-                va_i = rootpq_a * ub_i[jju]
-                vb_r = rootpq_b * ub_r[jju + 1]
-                vb_i = rootpq_b * ub_i[jju + 1]
-                ub_r[jjup] += a_r * va_r - a_i * va_i - b_r * vb_r + b_i * vb_i
-                ub_i[jjup] += a_r * va_i + a_i * va_r - b_r * vb_i - b_i * vb_r
+                rootpq_a = rootpq[_nw(j - ma), _nw(j - mb)]
+                rootpq_b = rootpq[_nw(ma + 1), _nw(j - mb)]
+                up_r = u_r[_nw(jjup)]
+                up_i = u_i[_nw(jjup)]
+                va_r = rootpq_a * ub_r[_nw(jju)]
+                va_i = rootpq_a * ub_i[_nw(jju)]
+                vb_r = rootpq_b * ub_r[_nw(jju + 1)]
+                vb_i = rootpq_b * ub_i[_nw(jju + 1)]
+                ub_r[_nw(jjup)] += a_r * va_r - a_i * va_i - b_r * vb_r + b_i * vb_i
+                ub_i[_nw(jjup)] += a_r * va_i + a_i * va_r - b_r * vb_i - b_i * vb_r
                 ga_r += va_r * up_r + va_i * up_i
                 ga_i += va_r * up_i - va_i * up_r
                 gb_r -= vb_r * up_r + vb_i * up_i
@@ -476,7 +484,7 @@ def _dedr_adjoint(twojmax, rootpq, idxu_block, x, y, z, wj, geometry, u_r, u_i, 
         da_i = -z * dr0inv - (r0inv if k == 2 else 0.0)
         db_r = y * dr0inv + (r0inv if k == 1 else 0.0)
         db_i = -x * dr0inv - (r0inv if k == 0 else 0.0)
-        out[k] = 2.0 * (dsfac * unit * scaled
+        out[_nw(k)] = 2.0 * (dsfac * unit * scaled
                         + sfac * (ga_r * da_r + ga_i * da_i + gb_r * db_r + gb_i * db_i))
 
 
@@ -630,7 +638,6 @@ def dbdr_kernel(basis, pairs, settings, nchunk):
             basis, max_nbr)
         z_r = np.empty(idxz_max)
         z_i = np.empty(idxz_max)
-        term = np.empty(3)
         for i in range(c * natoms // nchunk, (c + 1) * natoms // nchunk):
             start = offsets[i]
             stop = offsets[i + 1]
@@ -647,10 +654,5 @@ def dbdr_kernel(basis, pairs, settings, nchunk):
                 _scaled_du(basis.twojmax, basis.rootpq, basis.idxu_block, basis.half_index,
                            rij[p, 0], rij[p, 1], rij[p, 2], pairs.wj[p], geometry[n],
                            u_nbr_r[n], u_nbr_i[n], du_r, du_i, dc_r, dc_i)
-                for t in range(basis.db_terms.shape[0]):
-                    term_row = basis.db_terms[t]
-                    _block_dot(dc_r, dc_i, z_r, z_i, term_row[0], term_row[1], term_row[2], term)
-                    factor = basis.db_factor[t]
-                    for k in range(3):
-                        dbdr[p, term_row[3], k] += factor * term[k]
+                _pair_dbdr(basis.db_terms, basis.db_factor, dc_r, dc_i, z_r, z_i, dbdr[p])
     return dbdr, b

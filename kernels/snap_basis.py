@@ -25,7 +25,7 @@ import numpy as np
 
 
 class SnapBasis(NamedTuple):
-    """Index tables of one twojmax (all integer arrays int64).
+    """Index tables of one twojmax (integer arrays int64 unless stated).
 
     twojmax : int
     idxu_block : (twojmax+1,) start of layer j in a U list; idxu_max = its length.
@@ -50,6 +50,13 @@ class SnapBasis(NamedTuple):
     z_weight : (idxz_max,) float64 half_weight of the U element (j, ma, mb) of each Z row.
     b_jjb : (idxz_max,) bispectrum component whose sum the Z row enters (blocks with j >= j1),
         -1 for rows of the other blocks (needed by Y only).
+    z_start, z_u1, z_u2, z_cg : the terms of Z row jjz, t in z_start[jjz]:z_start[jjz+1]:
+        Z = sum_t z_cg[t] U[z_u1[t]] U[z_u2[t]], with z_u1, z_u2 (n_terms,) the U indices of
+        U_j1(ma1, mb1) and U_j2(ma2, mb2) and z_cg (n_terms,) float64 the product of their
+        two Clebsch-Gordan coefficients (the loops of ``idxz`` unrolled once, here).
+        z_start (idxz_max+1,) is uint64 and z_u1, z_u2 uint32: Numba indexes with unsigned
+        integers without the negative-index check that costs signed ones about half the
+        time of this sum.
     db_terms : (n_terms, 4) rows (first Z row, first compact dU element, length, jjb): the
         contractions sum_t Re(conj(dU) . Z) that make up dB_{jjb}/dr (LAMMPS compute_dbidrj:
         the blocks (j1, j2, j) on layer j, (j, j2, j1) on layer j1, (j, j1, j2) on layer j2);
@@ -75,6 +82,10 @@ class SnapBasis(NamedTuple):
     half_block: np.ndarray
     z_weight: np.ndarray
     b_jjb: np.ndarray
+    z_start: np.ndarray
+    z_u1: np.ndarray
+    z_u2: np.ndarray
+    z_cg: np.ndarray
     db_terms: np.ndarray
     db_factor: np.ndarray
     bzero: np.ndarray
@@ -111,6 +122,23 @@ def _clebsch_gordan(j1, j2, j, m1, m2):
                 * factorial((j2 + bb2) // 2) * factorial((j2 - bb2) // 2)
                 * factorial((j + cc2) // 2) * factorial((j - cc2) // 2) * (j + 1))
     return total * delta * norm
+
+
+def _z_terms(idxz, idxu_block, idxcg_block, cg):
+    """The Clebsch-Gordan sum of every Z row as a flat list of terms (``SnapBasis.z_*``)."""
+    start, u1, u2, coef = [0], [], [], []
+    for j1, j2, j, ma1min, ma2max, na, mb1min, mb2max, nb, _ in idxz:
+        icg = idxcg_block[j1, j2, j]
+        for ib in range(nb):
+            mb1, mb2 = mb1min + ib, mb2max - ib
+            for ia in range(na):
+                ma1, ma2 = ma1min + ia, ma2max - ia
+                u1.append(idxu_block[j1] + (j1 + 1) * mb1 + ma1)
+                u2.append(idxu_block[j2] + (j2 + 1) * mb2 + ma2)
+                coef.append(cg[icg + ma1 * (j2 + 1) + ma2] * cg[icg + mb1 * (j2 + 1) + mb2])
+        start.append(len(u1))
+    return (np.array(start, np.uint64), np.array(u1, np.uint32), np.array(u2, np.uint32),
+            np.array(coef, np.float64))
 
 
 @lru_cache(maxsize=None)
@@ -184,6 +212,7 @@ def snap_basis(twojmax):
         idxz_count[j1, j2, j] = len(rows) - idxz_block[j1, j2, j]
 
     idxz = np.array(rows, np.int64).reshape(-1, 10)
+    z_start, z_u1, z_u2, z_cg = _z_terms(idxz, idxu_block, idxcg_block, cg)
     half_index = np.flatnonzero(half_weight).astype(np.int64)
     half_block = np.searchsorted(half_index, idxu_block).astype(np.int64)
     db_terms, db_factor = [], []
@@ -209,5 +238,6 @@ def snap_basis(twojmax):
         y_factor=np.array(y_factor, np.float64), half_index=half_index,
         half_block=half_block,
         z_weight=half_weight[idxz[:, Z_JJU]],
-        b_jjb=np.array(b_jjb, np.int64), db_terms=np.array(db_terms, np.int64).reshape(-1, 4),
+        b_jjb=np.array(b_jjb, np.int64), z_start=z_start, z_u1=z_u1, z_u2=z_u2, z_cg=z_cg,
+        db_terms=np.array(db_terms, np.int64).reshape(-1, 4),
         db_factor=np.array(db_factor), bzero=idxb[:, 2].astype(np.float64) + 1.0)
