@@ -119,7 +119,7 @@ def step_breakdown(potential, atoms, system, state, repeats):
             lambda: snap_pairs(atoms, params), repeats),
         "SNAP pairs from the skin list (VerletList.update, no rebuild, + snap_pairs)": best_time(
             lambda: snap_pairs(atoms, params, system.neighbors.update(atoms.positions)), repeats),
-        "SNAP U, Y, dU.Y kernel": best_time(lambda: beta_forces_kernel(*args, beta, nchunk),
+        "SNAP U, Y, dE/dr kernel": best_time(lambda: beta_forces_kernel(*args, beta, nchunk),
                                             repeats),
         "pair-force scatter and virial": best_time(lambda: scatter_pair_forces(
             len(atoms), pairs.i, pairs.j, pairs.rij, dedr), repeats),

@@ -528,3 +528,13 @@ def test_atoms_thrown_together_mark_the_run_diverged():
     atoms.set_velocities([[0.014 / units.fs, 0, 0], [-0.014 / units.fs, 0, 0]])
     with pytest.raises(MDError, match="diverged at step 100 .*0.2 Å apart"):
         run_md(atoms, _FreeParticles(), 1.0, OVERLAP_CHECK_EVERY)
+
+
+def test_bcc_tungsten_is_ase_bulk_without_importing_ase_build():
+    """The NVE cell equals ``ase.build.bulk`` (which ``bcc_tungsten`` does not import, to keep
+    an MD run's start-up short)."""
+    from ase.build import bulk
+    ours, ase_cell = bcc_tungsten(3, a=3.2), bulk("W", "bcc", a=3.2, cubic=True).repeat(3)
+    np.testing.assert_array_equal(ours.positions, ase_cell.positions)
+    np.testing.assert_array_equal(ours.cell[:], ase_cell.cell[:])
+    assert list(ours.symbols) == list(ase_cell.symbols) and ours.pbc.all()
