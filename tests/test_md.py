@@ -373,8 +373,18 @@ class _InterruptedOnWrite:
         return getattr(self.inner, name)
 
 
+@pytest.fixture
+def ctrl_c_raises():
+    """Python's own Ctrl-C handler for the test: a background shell (nohup ... &) starts
+    Python with SIGINT ignored, a user's terminal does not."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("suffix", [".traj", ".extxyz"])
-def test_ctrl_c_inside_a_frame_write_takes_effect_once_the_frame_is_whole(tmp_path, suffix):
+def test_ctrl_c_inside_a_frame_write_takes_effect_once_the_frame_is_whole(tmp_path, suffix,
+                                                                           ctrl_c_raises):
     path = tmp_path / f"t{suffix}"
     writer = TrajectoryWriter(path)
     frame = bcc_tungsten()

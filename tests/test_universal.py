@@ -90,8 +90,10 @@ def test_chgnet_batches_equal_single_evaluations():
     batch = potential.evaluate_many(images, batch_size=2)
     for atoms, got in zip(images, batch):
         alone = potential.evaluate(atoms)
-        assert got["energy"] == pytest.approx(alone["energy"], abs=1e-5)
-        np.testing.assert_allclose(got["forces"], alone["forces"], atol=1e-5)
+        # CHGNet computes in float32 and a batch sums in another order: forces of ~10 eV/Å
+        # then differ by a few 1e-5 eV/Å; a mixed-up image would differ by ~1 eV/Å
+        assert got["energy"] == pytest.approx(alone["energy"], abs=1e-4)
+        np.testing.assert_allclose(got["forces"], alone["forces"], atol=2e-4)
 
 
 @pytest.mark.parametrize("spec", SPECS)
