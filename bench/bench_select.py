@@ -15,8 +15,9 @@ On each subset: quadratic SNAP (2J = 4, energies only, emtool's least squares) a
 ``--nn``, NN-A1 (2J = 6, energies only, 90 % of the subset to train, 10 % to validate,
 ``--epochs``). Test energy RMSE (meV/atom) on TEST and on DE; a table (``select.md``,
 ``select.json``) and a log-log plot (``learning_curves.png``) in ``--out``.
-``--timing M`` also times ``select_rows`` on a pool of M configurations (the real pool's
-descriptors repeated with noise of 1e-3 standardized units; the cost depends on the sizes).
+``--timing M`` also times ``select_rows`` (coverage, ``--timing-picks`` picks, default 1000)
+on a pool of M configurations (the real pool's descriptors repeated with noise of 1e-3
+standardized units; the cost depends on the sizes) and reports the peak memory.
 
 Everything is cached in ``--out`` (default bench/select_out): reruns are cheap.
 Run: python bench/bench_select.py [--pool 10000] [--test 1000] [--nn] [--quests fps,msc]
@@ -25,6 +26,7 @@ Run: python bench/bench_select.py [--pool 10000] [--test 1000] [--nn] [--quests 
 import argparse
 import importlib.util
 import json
+import resource
 import time
 from pathlib import Path
 
@@ -160,7 +162,8 @@ def selections(args, pool_path, budget):
 
 
 def time_large(args):
-    """Seconds of select_rows (coverage) for ``args.timing`` configurations, 100 picks."""
+    """Seconds of select_rows (coverage) for ``args.timing`` configurations,
+    ``args.timing_picks`` picks; peak memory of the process (ru_maxrss)."""
     described = cached(args.out / f"select_desc_{args.pool}.npz", None)
     repeats = -(-args.timing // args.pool)
     rng = np.random.default_rng(0)
@@ -170,11 +173,13 @@ def time_large(args):
     offsets = np.r_[0, np.cumsum(sizes)]
     b = b[:offsets[-1]]
     start = time.perf_counter()
-    select_rows(b, offsets, 100, "coverage")
+    select_rows(b, offsets, args.timing_picks, "coverage")
     seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
     log(f"select_rows, {args.timing} configurations ({len(b)} environments, D = {b.shape[1]}): "
-        f"100 picks in {seconds:.1f} s")
-    return dict(configurations=args.timing, environments=len(b), picks=100, seconds=seconds)
+        f"{args.timing_picks} picks in {seconds:.1f} s, peak memory {peak:.1f} GiB")
+    return dict(configurations=args.timing, environments=len(b), picks=args.timing_picks,
+                seconds=seconds, peak_gib=peak)
 
 
 def main():
@@ -187,6 +192,7 @@ def main():
     parser.add_argument("--nn", action="store_true", help="also NN-A1 (PyTorch)")
     parser.add_argument("--epochs", type=int, default=300, help="NN-A1 epochs")
     parser.add_argument("--timing", type=int, default=0, help="time a pool of this many")
+    parser.add_argument("--timing-picks", type=int, default=1000, help="picks of --timing")
     parser.add_argument("--quests", default="fps,msc",
                         help="QUESTS methods to compare with (comma-separated; '' for none)")
     parser.add_argument("--plot", type=Path, help="also write the plot here (e.g. docs/...)")
@@ -271,7 +277,8 @@ def write_table(summary, path):
     if "timing" in summary:
         t = summary["timing"]
         lines.append(f"Timing: {t['configurations']} configurations ({t['environments']} "
-                     f"environments), {t['picks']} picks in {t['seconds']:.1f} s.")
+                     f"environments), {t['picks']} picks in {t['seconds']:.1f} s, peak memory "
+                     f"{t.get('peak_gib', float('nan')):.1f} GiB.")
     path.write_text("\n".join(lines) + "\n")
 
 

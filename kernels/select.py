@@ -21,20 +21,30 @@ def nearest_within(points, offsets):
     return d2
 
 
+@jit(inline=True)
+def _gain(reach, row):
+    """sum_e max(0, reach[e] - row[e]), summed in the order of e."""
+    total = 0.0
+    for e in range(row.shape[0]):
+        d = reach[e] - row[e]
+        if d > 0.0:
+            total += d
+    return total
+
+
 @jit(parallel=True)
-def coverage_gains(reach, dist, picked):
-    """gain[c] = sum_e max(0, reach[e] - dist[c, e]) for every configuration c not ``picked``
-    (-inf for picked ones): how much c would lower the summed distance of the sample
-    environments e to the training set. reach (S,), dist (n, S) distance of each sample
-    environment to the nearest environment of c, picked (n,) bool. Returns (n,) float64."""
-    n, s = dist.shape
-    gains = np.full(n, -np.inf)
-    for c in numba.prange(n):
-        if not picked[c]:
-            total = 0.0
-            for e in range(s):
-                d = reach[e] - dist[c, e]
-                if d > 0.0:
-                    total += d
-            gains[c] = total
+def coverage_gains(reach, dist):
+    """gain[c] = sum_e max(0, reach[e] - dist[c, e]) for every configuration c: how much c
+    would lower the summed distance of the sample environments e to the training set.
+    reach (S,), dist (n, S) distance of each sample environment to the nearest environment
+    of c. Returns (n,) float64."""
+    gains = np.empty(dist.shape[0])
+    for c in numba.prange(dist.shape[0]):
+        gains[c] = _gain(reach, dist[c])
     return gains
+
+
+@jit
+def coverage_gain(reach, row):
+    """``coverage_gains`` of one configuration, row (S,): the same number, bit for bit."""
+    return _gain(reach, row)

@@ -28,13 +28,15 @@ deviation (each direction of descriptor space counts equally, as in the generato
 
 ``farthest`` and ``entropy`` keep d_e of every pool environment, lowered after each pick:
 M x k x D work for M pool environments and a picked configuration of k atoms. ``coverage``
-computes d(e, c) once for the sample and every configuration (S x M x D) and then costs
-S x n_pool per pick. Squared distances come from float64 matrix products
-|p|^2 + |s|^2 - 2 p.s in blocks (rounding ~1e-12 standardized units^2, tested against direct
-differences); distances to existing sets are exact (``emtool.descriptors.nearest``). The result depends
-only on the inputs and the seed. Every method reports the final distance of the sample
+computes d(e, c) once for the sample and every configuration (S x M x D), all gains once
+(S x n_pool), and then, per pick, only the gains of the configurations whose earlier gain
+still tops every other (lazy greedy: the same picks as recomputing all). Squared distances
+come from float64 matrix products |p|^2 + |s|^2 - 2 p.s in blocks (rounding ~1e-12
+standardized units^2, tested against direct differences); distances to existing sets are
+exact (``emtool.descriptors.nearest``). The result depends only on the inputs and the seed. Every method reports the final distance of the sample
 environments to the training set.
 """
+import heapq
 import logging
 import time
 from dataclasses import asdict
@@ -47,7 +49,7 @@ from emtool.analysis.compare import dataset_descriptors
 from emtool.data.dataset import (dataset_info, provenance_record, read_arrays, read_dataset,
                                  write_dataset)
 from emtool.errors import DatasetError, ParameterError
-from emtool.kernels.select import coverage_gains, nearest_within
+from emtool.kernels.select import coverage_gain, coverage_gains, nearest_within
 from emtool.descriptors.nearest import nearest_sq_distances
 from emtool.descriptors.params import SnapParams
 
@@ -212,16 +214,36 @@ def _coverage(points, offsets, n, held, rows, report):
     # for the configuration nearest to all sample environments
     reach = (np.sqrt(_initial(sample, held)) if held is not None
              else np.full(len(sample), 2.0 * table.max() + 1.0))
-    picked = np.zeros(n_pool, bool)
+    positions, scores = greedy_coverage(table, reach, n, report)
+    return Selection(positions, scores, rows, reach)
+
+
+def greedy_coverage(table, reach, n, report=lambda k: None):
+    """n greedy facility-location picks: each the configuration c of largest
+    gain(c) = sum_e max(0, reach[e] - table[c, e]) (ties: the lowest c), after which
+    reach = min(reach, table[c]). table (n_pool, S), reach (S,) (lowered in place).
+    Returns (positions (n,) int64, gains (n,) float64).
+
+    Lazy greedy (Minoux): a gain computed against an earlier, larger reach bounds the current
+    one from above (the gain is submodular), so each pick recomputes only the configurations
+    whose bound tops a heap ordered by (-gain, c); what it picks is what recomputing every
+    gain picks, ties included (``tests/test_select.py``).
+    """
+    heap = [(-gain, c) for c, gain in enumerate(coverage_gains(reach, table))]
+    heapq.heapify(heap)
+    computed = np.zeros(len(table), np.int64)        # the pick at which each bound was computed
     positions, scores = np.zeros(n, np.int64), np.zeros(n)
     for k in range(n):
-        gains = coverage_gains(reach, table, picked)
-        best = int(np.argmax(gains))
-        positions[k], scores[k] = best, gains[best]
-        picked[best] = True
+        while True:
+            negative, best = heapq.heappop(heap)
+            if computed[best] == k:
+                break
+            computed[best] = k
+            heapq.heappush(heap, (-coverage_gain(reach, table[best]), best))
+        positions[k], scores[k] = best, -negative
         np.minimum(reach, table[best], out=reach)
         report(k)
-    return Selection(positions, scores, rows, reach)
+    return positions, scores
 
 
 def _quantiles(distances):
