@@ -17,6 +17,7 @@ The coefficients are one float64 array (built and validated by ``emtool.potentia
 layout of the index constants below.
 """
 import numpy as np
+from numba import prange
 
 from emtool.kernels.jit import jit
 
@@ -66,50 +67,58 @@ def zbl_pair(r, coeffs):
     return e, de
 
 
-@jit
-def zbl_energy_forces(natoms, i, j, rij, coeffs):
-    """ZBL energies, forces and virial over a full neighbor list.
+@jit(parallel=True)
+def zbl_energy_forces(offsets, j, rij, species, coeffs, nchunk):
+    """ZBL energies, forces and virial over a full neighbor list, in parallel over atoms.
 
     Parameters
     ----------
-    natoms : int
-    i, j : int arrays (P,)
-        Directed pairs i -> j of a FULL list: every pair appears as i -> j and j -> i,
-        including periodic images of an atom itself (then i == j).
+    offsets : int64 (N + 1,)
+        CSR offsets of a FULL list sorted by central atom: the pairs of atom a are
+        ``offsets[a]:offsets[a + 1]``; every pair appears as a -> b and b -> a, periodic
+        images of an atom itself included (then a == b).
+    j : int64 (P,)
+        Neighbor atom of each pair.
     rij : float64 (P, 3)
         r_ij = r_j - r_i + S @ cell (Å).
-    coeffs : float64 (12,)
-        ``emtool.potentials.zbl.zbl_coefficients`` for the (single) pair of species.
+    species : int64 (N,)
+        Species index of each atom.
+    coeffs : float64 (n_species, n_species, 12)
+        ``emtool.potentials.zbl.zbl_coefficients`` of each pair of species.
+    nchunk : int
+        Parallel work chunks (>= 1); each owns the atoms it writes.
 
     Returns
     -------
     energies : float64 (N,)
-        E_i = 1/2 sum_j E(r_ij) (eV); each directed pair gives half of its pair energy to i.
+        E_a = 1/2 sum_b E(r_ab) (eV); each directed pair gives half of its pair energy to a.
     forces : float64 (N, 3)
-        F = -dE/dr (eV/Å).
+        F_a = -dE/dr_a = sum_b E'(r_ab) r_ab / r_ab (eV/Å): with a full list, atom a's
+        pairs alone give its force.
     virial : float64 (3, 3)
-        W = sum over directed pairs of r_ij (x) f_j with f_j = -d(E(r_ij)/2)/dr_j (eV);
+        W = sum over directed pairs of r_ab (x) f_b with f_b = -d(E(r_ab)/2)/dr_b (eV);
         positive when compressed. ASE's stress is sigma = (1/V) dE/d(strain) = -W / V.
     """
+    natoms = offsets.shape[0] - 1
     energies = np.zeros(natoms)
     forces = np.zeros((natoms, 3))
-    virial = np.zeros((3, 3))
-    cutsq = coeffs[R_OUTER] * coeffs[R_OUTER]
-    for p in range(i.shape[0]):
-        dx, dy, dz = rij[p, 0], rij[p, 1], rij[p, 2]
-        rsq = dx * dx + dy * dy + dz * dz
-        if rsq >= cutsq:
-            continue
-        r = np.sqrt(rsq)
-        e, de = zbl_pair(r, coeffs)
-        a, b = i[p], j[p]
-        energies[a] += 0.5 * e
-        fpair = 0.5 * de / r
-        f = (fpair * dx, fpair * dy, fpair * dz)
-        d = (dx, dy, dz)
-        for k in range(3):
-            forces[a, k] += f[k]
-            forces[b, k] -= f[k]
-            for m in range(3):
-                virial[k, m] -= d[k] * f[m]
-    return energies, forces, virial
+    nchunk = max(1, min(nchunk, natoms))
+    virials = np.zeros((nchunk, 3, 3))
+    for c in prange(nchunk):
+        for a in range(c * natoms // nchunk, (c + 1) * natoms // nchunk):
+            for p in range(offsets[a], offsets[a + 1]):
+                pair = coeffs[species[a], species[j[p]]]
+                dx, dy, dz = rij[p, 0], rij[p, 1], rij[p, 2]
+                rsq = dx * dx + dy * dy + dz * dz
+                if rsq >= pair[R_OUTER] * pair[R_OUTER]:
+                    continue
+                r = np.sqrt(rsq)
+                e, de = zbl_pair(r, pair)
+                energies[a] += 0.5 * e
+                fpair = de / r
+                d = (dx, dy, dz)
+                for k in range(3):
+                    forces[a, k] += fpair * d[k]
+                    for m in range(3):
+                        virials[c, k, m] -= 0.5 * fpair * d[k] * d[m]
+    return energies, forces, virials.sum(axis=0)

@@ -27,7 +27,10 @@ def coeffs():
 def emtool_zbl(atoms, coeffs):
     """Energy, per-atom energies, forces and ASE stress from the kernel on an ASE full list."""
     i, j, rij = neighbor_list("ijD", atoms, R_OUT)
-    energies, forces, virial = zbl_energy_forces(len(atoms), i, j, rij, coeffs)
+    order = np.argsort(i, kind="stable")
+    offsets = np.r_[0, np.cumsum(np.bincount(i, minlength=len(atoms)))]
+    energies, forces, virial = zbl_energy_forces(
+        offsets, j[order], rij[order], np.zeros(len(atoms), np.int64), coeffs[None, None], 3)
     sigma = -virial / atoms.get_volume()
     stress = sigma[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
     return dict(energy=energies.sum(), energies=energies, forces=forces, stress=stress)
@@ -119,3 +122,33 @@ def test_stress_is_strain_derivative(name, coeffs):
     stress = emtool_zbl(atoms, coeffs)["stress"]
     fd = fd_stress(lambda a: emtool_zbl(a, coeffs)["energy"], atoms)
     np.testing.assert_allclose(stress, fd, atol=1e-8)
+
+
+def test_two_species_and_parallel_chunks_match_lammps():
+    """ZBLPotential on a W/Be box (the charges of each pair of species), on 2 threads with
+    several work chunks, against LAMMPS ``pair_coeff`` per pair of types."""
+    import numba
+
+    from emtool.parallel import PARALLEL_MIN_ATOMS, single_thread
+    from emtool.potentials.zbl import ZBLPotential, ZBLSpec
+    atoms = random_box(5, natoms=40, min_distance=1.5).repeat(2)     # 320 atoms: parallel
+    atoms.rattle(0.05, seed=1)
+    assert len(atoms) >= PARALLEL_MIN_ATOMS
+    symbols = np.array(["W"] * len(atoms), dtype=object)
+    symbols[::3] = "Be"
+    atoms.set_chemical_symbols(list(symbols))
+    potential = ZBLPotential(ZBLSpec(R_IN, R_OUT, (74.0, 4.0)), ("W", "Be"))
+    threads = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        ours = potential.evaluate(atoms)
+    finally:
+        numba.set_num_threads(threads)
+    with single_thread():
+        assert potential.evaluate(atoms)["energy"] == pytest.approx(ours["energy"], abs=1e-10)
+    ref = lammps_potential(atoms, [f"pair_style zbl {R_IN} {R_OUT}", "pair_coeff 1 1 74 74",
+                                   "pair_coeff 1 2 74 4", "pair_coeff 2 2 4 4"],
+                           elements=("W", "Be"))
+    assert abs(ours["energy"] - ref["energy"]) <= TOL
+    for key in ("energies", "forces", "stress"):
+        assert np.abs(ours[key] - ref[key]).max() <= TOL, key

@@ -13,6 +13,7 @@ import numpy as np
 from emtool.kernels import zbl as _k
 from emtool.descriptors.neighbors import neighbor_list
 from emtool.errors import ParameterError
+from emtool.parallel import run_kernel
 from emtool.structure import check_structure, voigt
 
 #: LAMMPS ``units metal``: e^2 / (4 pi eps0) in eV Å (``force->qqr2e``), elementary charge
@@ -109,6 +110,9 @@ class ZBLPotential:
         self.spec = spec
         self.elements = tuple(elements)
         self.cutoff = spec.r_outer
+        #: (n_species, n_species, 12) coefficients of each pair of species
+        self._coeffs = np.array([[zbl_coefficients(za, zb, spec.r_inner, spec.r_outer)
+                                  for zb in spec.z] for za in spec.z])
 
     def _element_index(self, atoms):
         if not self.elements:
@@ -125,21 +129,9 @@ class ZBLPotential:
         (``neighbor_list``'s ``superset``), built here when None."""
         positions, cell, pbc = check_structure(atoms.positions, atoms.cell.array, atoms.pbc)
         nl = neighbor_list(positions, cell, pbc, self.spec.r_outer, superset=neighbors)
-        element = self._element_index(atoms)
-        natoms = len(atoms)
-        energies, forces, virial = np.zeros(natoms), np.zeros((natoms, 3)), np.zeros((3, 3))
-        z = np.asarray(self.spec.z)
-        for a in range(len(z)):
-            for b in range(len(z)):
-                sel = (element[nl.i] == a) & (element[nl.j] == b)
-                if not sel.any():
-                    continue
-                coeffs = zbl_coefficients(z[a], z[b], self.spec.r_inner, self.spec.r_outer)
-                e, f, w = _k.zbl_energy_forces(natoms, nl.i[sel], nl.j[sel],
-                                               np.ascontiguousarray(nl.rij[sel]), coeffs)
-                energies += e
-                forces += f
-                virial += w
+        energies, forces, virial = run_kernel(_k.zbl_energy_forces, len(atoms), nl.offsets,
+                                              nl.j, nl.rij, self._element_index(atoms),
+                                              self._coeffs)
         return energies, forces, virial
 
     def evaluate(self, atoms, neighbors=None):
