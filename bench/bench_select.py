@@ -28,6 +28,7 @@ import importlib.util
 import json
 import resource
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -163,7 +164,8 @@ def selections(args, pool_path, budget):
 
 def time_large(args):
     """Seconds of select_rows (coverage) for ``args.timing`` configurations,
-    ``args.timing_picks`` picks; peak memory of the process (ru_maxrss)."""
+    ``args.timing_picks`` picks; peak memory of the process (ru_maxrss) and of the arrays
+    select_rows allocates (tracemalloc)."""
     described = cached(args.out / f"select_desc_{args.pool}.npz", None)
     repeats = -(-args.timing // args.pool)
     rng = np.random.default_rng(0)
@@ -172,14 +174,19 @@ def time_large(args):
     sizes = np.tile(np.diff(described["offsets"]), repeats)[:args.timing]
     offsets = np.r_[0, np.cumsum(sizes)]
     b = b[:offsets[-1]]
+    tracemalloc.start()                               # NumPy reports its arrays to it
     start = time.perf_counter()
     select_rows(b, offsets, args.timing_picks, "coverage")
     seconds = time.perf_counter() - start
+    own = tracemalloc.get_traced_memory()[1] / 2 ** 30
+    tracemalloc.stop()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
     log(f"select_rows, {args.timing} configurations ({len(b)} environments, D = {b.shape[1]}): "
-        f"{args.timing_picks} picks in {seconds:.1f} s, peak memory {peak:.1f} GiB")
+        f"{args.timing_picks} picks in {seconds:.1f} s; peak memory of the process {peak:.1f} "
+        f"GiB, of which select_rows' own arrays {own:.1f} GiB (the input: "
+        f"{b.nbytes / 2 ** 30:.1f} GiB)")
     return dict(configurations=args.timing, environments=len(b), picks=args.timing_picks,
-                seconds=seconds, peak_gib=peak)
+                seconds=seconds, peak_gib=peak, select_gib=own, input_gib=b.nbytes / 2 ** 30)
 
 
 def main():
@@ -277,8 +284,9 @@ def write_table(summary, path):
     if "timing" in summary:
         t = summary["timing"]
         lines.append(f"Timing: {t['configurations']} configurations ({t['environments']} "
-                     f"environments), {t['picks']} picks in {t['seconds']:.1f} s, peak memory "
-                     f"{t.get('peak_gib', float('nan')):.1f} GiB.")
+                     f"environments), {t['picks']} picks in {t['seconds']:.1f} s; peak memory "
+                     f"of the process {t['peak_gib']:.1f} GiB, select_rows' own arrays "
+                     f"{t['select_gib']:.1f} GiB, the input {t['input_gib']:.1f} GiB.")
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -48,3 +48,19 @@ def coverage_gains(reach, dist):
 def coverage_gain(reach, row):
     """``coverage_gains`` of one configuration, row (S,): the same number, bit for bit."""
     return _gain(reach, row)
+
+
+@jit(parallel=True)
+def nearest_in_configurations(sample_norms2, row_norms2, products, starts, out):
+    """out[c, e] = distance from sample row e to the nearest of the rows of configuration c,
+    from |s_e|^2 (S,), |p_r|^2 (R,) and products[e, r] = s_e . p_r (S, R): configuration c
+    holds the rows starts[c]:starts[c + 1] ((n + 1,) int64, starts[0] = 0, starts[n] = R).
+    d^2 = (|s|^2 + |p|^2) - 2 s.p, clipped at 0 (rounding). out (n, S) float64, written."""
+    for e in numba.prange(products.shape[0]):
+        for c in range(starts.shape[0] - 1):
+            best = np.inf
+            for r in range(starts[c], starts[c + 1]):
+                d2 = (sample_norms2[e] + row_norms2[r]) - 2.0 * products[e, r]
+                if d2 < best:
+                    best = d2
+            out[c, e] = np.sqrt(max(best, 0.0))

@@ -49,7 +49,8 @@ from emtool.analysis.compare import dataset_descriptors
 from emtool.data.dataset import (dataset_info, provenance_record, read_arrays, read_dataset,
                                  write_dataset)
 from emtool.errors import DatasetError, ParameterError
-from emtool.kernels.select import coverage_gain, coverage_gains, nearest_within
+from emtool.kernels.select import (coverage_gain, coverage_gains, nearest_in_configurations,
+                                   nearest_within)
 from emtool.descriptors.nearest import nearest_sq_distances
 from emtool.descriptors.params import SnapParams
 
@@ -207,9 +208,8 @@ def _coverage(points, offsets, n, held, rows, report):
     for c0 in range(0, n_pool, CONFIG_BLOCK):
         c1 = min(c0 + CONFIG_BLOCK, n_pool)
         block = points[offsets[c0]:offsets[c1]]
-        d2 = sample_norms2[:, None] + _norms(block)[None, :] - 2.0 * (sample @ block.T)
-        table[c0:c1] = np.sqrt(np.maximum(
-            np.minimum.reduceat(d2, offsets[c0:c1] - offsets[c0], axis=1), 0.0)).T
+        nearest_in_configurations(sample_norms2, _norms(block), sample @ block.T,
+                                  offsets[c0:c1 + 1] - offsets[c0], table[c0:c1])
     # with nothing held, a common value above every distance: the first gain is then largest
     # for the configuration nearest to all sample environments
     reach = (np.sqrt(_initial(sample, held)) if held is not None
