@@ -13,14 +13,15 @@ picks nested subsets (greedy methods: the first b picks of one run of max(budget
 
 On each subset: quadratic SNAP (2J = 4, energies only, emtool's least squares) and, with
 ``--nn``, NN-A1 (2J = 6, energies only, 90 % of the subset to train, 10 % to validate,
-``--epochs``). Test energy RMSE (meV/atom) on TEST and on DE; a table (``select.md``,
+``--epochs``, the mean over ``--nn-seeds`` training seeds). Test energy RMSE (meV/atom) on TEST and on DE; a table (``select.md``,
 ``select.json``) and a log-log plot (``learning_curves.png``) in ``--out``.
 ``--timing M`` also times ``select_rows`` (coverage, ``--timing-picks`` picks, default 1000)
 on a pool of M configurations (the real pool's descriptors repeated with noise of 1e-3
 standardized units; the cost depends on the sizes) and reports the peak memory.
 
-Everything is cached in ``--out`` (default bench/select_out): reruns are cheap.
-Run: python bench/bench_select.py [--pool 10000] [--test 1000] [--nn] [--quests fps,msc]
+Everything but the fits is cached in ``--out`` (default bench/select_out): reruns are cheap.
+Run: python bench/bench_select.py [--pool 10000] [--test 1000] [--nn [--nn-seeds 3]]
+     [--quests fps,msc]
      [--timing 100000] [--plot docs/select_learning_curves.png]
 """
 import argparse
@@ -198,6 +199,8 @@ def main():
     parser.add_argument("--labeler", default="reference:W")
     parser.add_argument("--nn", action="store_true", help="also NN-A1 (PyTorch)")
     parser.add_argument("--epochs", type=int, default=300, help="NN-A1 epochs")
+    parser.add_argument("--nn-seeds", type=int, default=1,
+                        help="NN-A1 training seeds per subset (the tables show their mean)")
     parser.add_argument("--timing", type=int, default=0, help="time a pool of this many")
     parser.add_argument("--timing-picks", type=int, default=1000, help="picks of --timing")
     parser.add_argument("--quests", default="fps,msc",
@@ -231,10 +234,14 @@ def main():
                 row[test_name] = float(np.sqrt(np.mean(error ** 2)))
             results.append(row)
             if args.nn:
-                network = fit_network(nn_sets["pool"], chosen, args.epochs, seed=0)
+                networks = [fit_network(nn_sets["pool"], chosen, args.epochs, seed=seed)
+                            for seed in range(args.nn_seeds)]
+                seeds = {t: [network_rmse(net, nn_sets[t]) for net in networks]
+                         for t in ("test", "de")}
                 results.append(dict(method=name, budget=budget, model="NN-A1 2J=6",
-                                    test=network_rmse(network, nn_sets["test"]),
-                                    de=network_rmse(network, nn_sets["de"])))
+                                    test=float(np.mean(seeds["test"])),
+                                    de=float(np.mean(seeds["de"])),
+                                    test_seeds=seeds["test"], de_seeds=seeds["de"]))
         log(f"{name}: fitted")
     summary = dict(pool=args.pool, test=args.test, labeler=args.labeler, budgets=budgets,
                    results=results, selection_seconds={k: v[1] for k, v in picks.items()})
@@ -303,6 +310,8 @@ def plot(summary, path):
                 ax.loglog(b, values, "o-", label=name)
             ax.set(xlabel="training configurations", ylabel="energy RMSE (meV/atom)",
                    title=f"{model}, tested on {title}")
+            ax.set_xticks(summary["budgets"], [str(b) for b in summary["budgets"]])
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
