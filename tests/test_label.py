@@ -163,17 +163,24 @@ def test_interrupted_labels_are_kept_in_the_work_file(unlabeled, tmp_path):
     reference = tmp_path / "ref.h5"
     label_dataset(unlabeled, LabelerSpec("command", slow), output=reference)
     target = tmp_path / "stopped.h5"
+    started = tmp_path / "started"                 # one file per labeling command begun
+    started.mkdir()
     # a background shell (nohup ... &) ignores SIGINT and its children inherit that; a user's
     # terminal does not: give the child the default disposition, as on a terminal
     child = subprocess.Popen([sys.executable, "-m", "emtool.cli", "label", str(unlabeled), "-o",
-                              str(target), "--command", slow],
+                              str(target), "--command", f"mktemp -p {started} > /dev/null; {slow}"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    time.sleep(5.0)
+    work = tmp_path / "stopped.h5.labeling.h5"
+    # interrupt while the second command sleeps, the first label done (one worker labels in
+    # order); a fixed wait fails on a slow, loaded machine
+    deadline = time.monotonic() + 120.0
+    while len(list(started.iterdir())) < 2 and time.monotonic() < deadline:
+        assert child.poll() is None, "emtool label ended before it was interrupted"
+        time.sleep(0.05)
     child.send_signal(signal.SIGINT)
     child.wait()
     assert not target.exists()
-    work = tmp_path / "stopped.h5.labeling.h5"
     partial = read_dataset(work) + [a for shard in sorted(journal_path(work).glob("*.h5"))
                                     for a in read_dataset(shard)]
     assert [a.info["index"] for a in finished_labels(target)] == \
