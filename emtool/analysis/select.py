@@ -33,8 +33,8 @@ computes d(e, c) once for the sample and every configuration (S x M x D), all ga
 still tops every other (lazy greedy: the same picks as recomputing all). Squared distances
 come from float64 matrix products |p|^2 + |s|^2 - 2 p.s in blocks (rounding ~1e-12
 standardized units^2, tested against direct differences); distances to existing sets are
-exact (``emtool.descriptors.nearest``). The result depends only on the inputs and the seed. Every method reports the final distance of the sample
-environments to the training set.
+exact (``emtool.descriptors.nearest``). The result depends only on the inputs and the seed.
+Every method reports the final distance of the sample environments to the training set.
 """
 import heapq
 import logging
