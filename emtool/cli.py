@@ -257,9 +257,9 @@ def run(output, count, workers, epochs):
 @click.option("--natoms", type=int, nargs=2, default=(32, 40), show_default=True,
               metavar="MIN MAX", help="Atom count range (inclusive).")
 @click.option("--exclusion-radius", type=float,
-              help="r_ex (Å) of the repulsive pair term; pairs end at >= 0.85 r_ex "
-                   "[default: 2.7 for W, scaled by the nearest-neighbor distance otherwise; "
-                   "docs/generator.md].")
+              help="r_ex (Å) of the repulsive pair term; pairs end at >= 0.85 of V_rep's "
+                   "radius (r_ex, or r_ex times --min-exclusion-factor for K < 0) [default: 2.7 "
+                   "for W, scaled by the nearest-neighbor distance otherwise; docs/generator.md].")
 @click.option("-K", "--K", "k_weight", type=float, default=5.0, show_default=True,
               help="Entropy weight |K| (eV) in V = V_rep - K S.")
 @click.option("--sign", type=click.Choice(["both", "max", "min"]), default="both",
@@ -270,12 +270,17 @@ def run(output, count, workers, epochs):
               help="Start of the K < 0 configurations: a crystal (bcc, fcc, sc or diamond) with "
                    "1-2 vacancies and random displacements in a tetragonal box of random volume "
                    "(docs/generator.md), or the paper's random start.")
+@click.option("--min-exclusion-factor", type=click.FloatRange(0, 1, min_open=True), default=0.85,
+              show_default=True,
+              help="V_rep's radius for the K < 0 configurations, as a fraction of r_ex: "
+                   "their crystals keep compressed pairs (docs/generator.md).")
 @click.option("--max-steps", type=int, default=200, show_default=True,
               help="FIRE step budget of the entropy stage.")
 @click.option("--fmax", type=float, default=0.05, show_default=True,
               help="FIRE stops when the largest force is below this (eV/Å).")
 def generate(count, output, seed, workers, scheduler, element, atomic_volume, volume_range,
-             natoms, exclusion_radius, k_weight, sign, min_start, max_steps, fmax):
+             natoms, exclusion_radius, k_weight, sign, min_start, min_exclusion_factor,
+             max_steps, fmax):
     """Generate entropy-optimized configurations (paper Eq. 1, Fig. 6) into an HDF5 dataset.
 
     Each start is a random tetragonal box with random positions (K > 0) or a defective
@@ -290,7 +295,8 @@ def generate(count, output, seed, workers, scheduler, element, atomic_volume, vo
     volumes = (tuple(v / material.atomic_volume for v in volume_range) if volume_range
                else material.box_volumes)
     params = replace(material, box_volumes=volumes, natoms=tuple(natoms), K=k_weight, sign=sign,
-                     min_start=min_start, max_steps=max_steps, fmax=fmax)
+                     min_start=min_start, min_exclusion_factor=min_exclusion_factor,
+                     max_steps=max_steps, fmax=fmax)
     with click.progressbar(length=count, label="generate", show_eta=True, show_pos=True,
                            file=sys.stderr) as bar:
         summary = emtool.generate(output, count, seed, params, workers, scheduler,

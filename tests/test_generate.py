@@ -142,8 +142,29 @@ def test_random_min_start_is_the_papers_start():
                                   generate_one(PARAMS, 11, 0).positions)
 
 
+def test_min_exclusion_factor_moves_the_wall_of_the_entropy_minimized_half_only(generated):
+    """K < 0 configurations relax with V_rep at min_exclusion_factor r_ex, so their pairs go
+    below the K > 0 half's bound (near-crystalline environments with compressed pairs,
+    docs/generator.md); the K > 0 half is the same bit for bit."""
+    at_r_ex = replace(PARAMS, min_exclusion_factor=1.0)
+    assert at_r_ex.exclusion_bound == pytest.approx(0.85 * PARAMS.exclusion_radius)
+    assert PARAMS.exclusion_bound == pytest.approx(0.85 * PARAMS.exclusion_radius
+                                                   * PARAMS.min_exclusion_factor)
+    np.testing.assert_array_equal(generate_one(at_r_ex, 11, 4).positions, generated[4].positions)
+    closest = {}
+    for k in (1, 3, 5, 7):
+        for params in (at_r_ex, PARAMS):
+            atoms = generate_one(params, 11, k)
+            d = np.sqrt((neighbor_list_atoms(atoms, 3.0).rij ** 2).sum(1))
+            closest.setdefault(params.min_exclusion_factor, []).append(d.min())
+    assert min(closest[1.0]) >= at_r_ex.exclusion_bound
+    assert min(closest[PARAMS.min_exclusion_factor]) < at_r_ex.exclusion_bound
+
+
 @pytest.mark.parametrize("field, value", [("min_start", "crystal"), ("lattice_vacancies", (2, 1)),
-                                          ("lattice_vacancies", (-1, 1)), ("lattice_noise", -0.1)])
+                                          ("lattice_vacancies", (-1, 1)), ("lattice_noise", -0.1),
+                                          ("min_exclusion_factor", 0.0),
+                                          ("min_exclusion_factor", 1.5)])
 def test_bad_lattice_start_parameters_are_refused(field, value):
     with pytest.raises(ParameterError, match=field):
         replace(GeneratorParams(), **{field: value})

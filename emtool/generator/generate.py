@@ -59,9 +59,12 @@ SCALE_SEED = 20211
 MAX_CONFIGURATIONS = 10 ** 7
 
 #: Largest hard-sphere packing fraction a box may need for spheres whose diameter is the
-#: documented pair-distance bound (``exclusion_bound`` = 0.85 r_ex): random close packing;
-#: beyond it a random start cannot be relaxed to respect the bound.
+#: pair-distance bound of the random starts' half (0.85 r_ex): random close packing; beyond
+#: it a random start cannot be relaxed to respect the bound.
 RANDOM_CLOSE_PACKING = 0.64
+
+#: Documented pair-distance bound as a fraction of V_rep's radius (``exclusion_bound``).
+PAIR_BOUND = 0.85
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,8 @@ class GeneratorParams:
     natoms : (min, max) atom count, inclusive (W: 32-40).
     aspect : (min, max) of c/a of the tetragonal box.
     exclusion_radius : r_ex (Å), the one material parameter of V_rep.
+    min_exclusion_factor : V_rep's radius in the relaxation of the K < 0 configurations, as
+        a fraction of r_ex (their lattice start is still fitted to r_ex; docs/generator.md).
     repulsion_energy : e0 (eV), the scale of V_rep.
     K : entropy weight magnitude (eV); ``sign`` "both" (even index +K, odd -K), "max" or "min".
     twojmax, rcut : descriptor settings (the paper: 5 components, twojmax 2, R = 4.73 Å).
@@ -134,6 +139,7 @@ class GeneratorParams:
     min_start: str = "lattice"
     lattice_vacancies: tuple = (1, 2)
     lattice_noise: float = 0.1
+    min_exclusion_factor: float = 0.85
     fire: FireParams = field(default_factory=FireParams)
 
     def __post_init__(self):
@@ -166,6 +172,9 @@ class GeneratorParams:
                                  f"{self.lattice_vacancies}")
         if not (np.isfinite(self.lattice_noise) and self.lattice_noise >= 0):
             raise ParameterError(f"lattice_noise must be >= 0, got {self.lattice_noise}")
+        if not 0 < self.min_exclusion_factor <= 1:
+            raise ParameterError(f"min_exclusion_factor must be in (0, 1], got "
+                                 f"{self.min_exclusion_factor}")
         if self.sign not in ("both", "max", "min"):
             raise ParameterError(f"sign must be 'both', 'max' or 'min', got {self.sign!r}")
         for name in ("max_steps", "overlap_steps"):
@@ -175,12 +184,13 @@ class GeneratorParams:
         if self.exclusion_radius >= self.rcut:
             raise ParameterError("exclusion_radius must be smaller than the descriptor cutoff rcut")
         densest = nhi / (lo * self.atomic_volume)
-        packing = densest * np.pi / 6 * self.exclusion_bound ** 3
+        bound = PAIR_BOUND * self.exclusion_radius
+        packing = densest * np.pi / 6 * bound ** 3
         if packing > RANDOM_CLOSE_PACKING:
             raise ParameterError(
                 f"exclusion radius {self.exclusion_radius} Å is too large for the densest box "
                 f"({nhi} atoms in {lo * self.atomic_volume:.0f} Å^3): spheres of the pair-"
-                f"distance bound {self.exclusion_bound:.2f} Å would fill {packing:.2f} of it, "
+                f"distance bound {bound:.2f} Å would fill {packing:.2f} of it, "
                 f"more than random close packing ({RANDOM_CLOSE_PACKING})")
         if self.descriptor_scale is not None:
             scale = tuple(float(s) for s in self.descriptor_scale)
@@ -191,8 +201,14 @@ class GeneratorParams:
     @property
     def exclusion_bound(self):
         """Documented lower bound (Å) of every pair distance in generated configurations:
-        0.85 r_ex (V_rep is a soft wall; the entropy force compresses it slightly)."""
-        return 0.85 * self.exclusion_radius
+        0.85 of the smallest radius V_rep has in the job (V_rep is a soft wall; the entropy
+        force compresses it slightly)."""
+        return PAIR_BOUND * min(self.exclusion_radius_of(sign) for sign in (1.0, -1.0)
+                                if self.sign in ("both", "max" if sign > 0 else "min"))
+
+    def exclusion_radius_of(self, sign):
+        """V_rep's radius (Å) in the relaxation of a configuration with K of ``sign``."""
+        return self.exclusion_radius * (self.min_exclusion_factor if sign < 0 else 1.0)
 
     def to_dict(self):
         """JSON-ready parameters (stored in the dataset to refuse mismatched resumes)."""
@@ -244,9 +260,9 @@ class GeneratorParams:
         return replace(self, descriptor_scale=tuple(reference_scale(self)))
 
 
-def _entropy_terms(params, sign):
+def _entropy_terms(params, sign, radius):
     return EntropyTerms(float(sign * params.K), float(params.floor), float(params.rcut),
-                        float(params.exclusion_radius), float(params.repulsion_energy))
+                        float(radius), float(params.repulsion_energy))
 
 
 def reference_scale(params, samples=8):
@@ -269,7 +285,8 @@ def _bispectrum(atoms, params, basis):
 
 
 def evaluate_potential(atoms, params, sign):
-    """(V, S, V_rep, forces) of V = V_rep - sign K S for ``atoms`` (ASE Atoms, periodic)."""
+    """(V, S, V_rep, forces) of V = V_rep - sign K S for ``atoms`` (ASE Atoms, periodic), V_rep
+    at the radius of a configuration with K of ``sign`` (``exclusion_radius_of``)."""
     params = params.with_descriptor_scale()
     positions = np.ascontiguousarray(atoms.positions, dtype=float)
     cell = np.ascontiguousarray(atoms.cell.array, dtype=float)
@@ -277,21 +294,24 @@ def evaluate_potential(atoms, params, sign):
     i, j, shift, _ = neighbor_pairs_direct(positions, cell, pbc, params.rcut)
     return entropy_potential(positions, cell, i, j, shift, snap_basis(params.twojmax),
                              SNAP_SETTINGS, np.asarray(params.descriptor_scale),
-                             _entropy_terms(params, sign))
+                             _entropy_terms(params, sign, params.exclusion_radius_of(sign)))
 
 
-def _relax(atoms, params, sign, max_steps):
+def _relax(atoms, params, sign, max_steps, radius=None):
+    """FIRE on V = V_rep - sign K S with V_rep at ``radius`` (Å; default r_ex): (positions,
+    stats of ``relax_entropy``)."""
     # one thread: the kernels' parallel regions (one chunk here) cost a thread handshake per
     # force call, 20x slower when the other core is busy
     with single_thread():
-        return _relax_kernel(atoms, params, sign, max_steps)
+        return _relax_kernel(atoms, params, sign, max_steps,
+                             params.exclusion_radius if radius is None else radius)
 
 
-def _relax_kernel(atoms, params, sign, max_steps):
+def _relax_kernel(atoms, params, sign, max_steps, radius):
     return relax_entropy(
         np.ascontiguousarray(atoms.positions), np.ascontiguousarray(atoms.cell.array),
         np.ones(3, np.bool_), snap_basis(params.twojmax), SNAP_SETTINGS,
-        np.asarray(params.descriptor_scale), _entropy_terms(params, sign),
+        np.asarray(params.descriptor_scale), _entropy_terms(params, sign, radius),
         params.fire.constants(), params.fmax, max_steps, params.skin)
 
 
@@ -300,7 +320,7 @@ def generate_one(params, seed, index):
 
     The start is ``random_start``, or ``lattice_start`` for K < 0 with min_start "lattice".
     Two FIRE stages at fixed cell: V_rep alone (removes the overlaps of a random start), then
-    V = V_rep - K S. ``atoms.info`` holds index, seed, start ("random" or the lattice seed),
+    V = V_rep - K S; V_rep's radius is r_ex, or min_exclusion_factor r_ex for K < 0. ``atoms.info`` holds index, seed, start ("random" or the lattice seed),
     group ("entropy_max" for K > 0, "entropy_min" for K < 0), K (eV, signed), entropy_random
     (S of the start), entropy_start (S after the first stage), entropy (final S), V_rep (eV),
     steps (entropy stage), overlap_steps, fmax (eV/Å) and converged (of the entropy stage).
@@ -316,8 +336,9 @@ def generate_one(params, seed, index):
         atoms = random_start(params, rng)
         atoms.info["start"] = "random"
     start = atoms.info["start"]
-    atoms.positions, first = _relax(atoms, params, 0.0, params.overlap_steps)
-    atoms.positions, stats = _relax(atoms, params, sign, params.max_steps)
+    radius = params.exclusion_radius_of(sign)
+    atoms.positions, first = _relax(atoms, params, 0.0, params.overlap_steps, radius)
+    atoms.positions, stats = _relax(atoms, params, sign, params.max_steps, radius)
     atoms.wrap()
     atoms.info.update(index=int(index), seed=int(seed), start=start,
                       group="entropy_max" if sign > 0 else "entropy_min",
