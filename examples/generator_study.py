@@ -31,7 +31,7 @@ from emtool.descriptors.neighbors import neighbor_list_atoms
 from emtool.descriptors.structure_types import STRUCTURE_TYPES, classify_atoms
 
 #: The default settings of the study (docs/generator.md).
-SETTINGS = ([{}, dict(min_start="random"), dict(lattice_noise=0.2)]
+SETTINGS = ([{}, dict(min_exclusion_factor=1.0), dict(min_start="random"), dict(lattice_noise=0.2)]
             + [dict(exclusion_radius=r) for r in (2.2, 2.4, 2.5, 2.6)]  # {}: 2.7
             + [dict(exclusion_radius=2.6, K=k) for k in (1.0, 20.0)]
             + [dict(exclusion_radius=2.6, floor=0.2), dict(exclusion_radius=2.6, twojmax=4),

@@ -18,6 +18,7 @@ from emtool.data.dataset import dataset_info, read_arrays
 from emtool.generator.generate import GeneratorParams
 from emtool.generator.starts import random_start
 from emtool.labeling.label import LabelerSpec, finished_labels, label_dataset, labeler_from_options
+from emtool.parallel import run_indexed
 from emtool.potentials.reference import FinnisSinclairW
 
 LJ = dict(sigma=2.5, epsilon=0.2, rc=6.0)
@@ -88,6 +89,25 @@ def test_external_command_labeler(unlabeled):
         # extxyz keeps 8 decimals of positions on the way out: compare on what was written
         assert atoms.get_potential_energy() == pytest.approx(
             reference.evaluate(atoms)["energy"], abs=1e-5)
+
+
+@pytest.mark.parametrize("spec, chunk", [
+    (LabelerSpec("command", f"{sys.executable} -c \"{SCRIPT}\" {{input}} {{output}}"), 1),
+    (LabelerSpec("potential", "reference:W"), 4)])
+def test_each_dft_label_is_journaled_as_it_finishes(unlabeled, monkeypatch, spec, chunk):
+    """With several workers a DFT labeler (command or ASE calculator, minutes per
+    configuration) hands every configuration back on its own, so an interruption loses at most
+    the ones in progress; a potential goes in chunks of 4."""
+    import emtool.labeling.label as label_module
+    calls = []
+
+    def recording(*args, **kwargs):
+        calls.append(args[6] if len(args) > 6 else kwargs["chunk"])
+        return run_indexed(*args, **kwargs)
+
+    monkeypatch.setattr(label_module, "run_indexed", recording)
+    assert label_dataset(unlabeled, spec, workers=2)["labeled"] == 8
+    assert calls == [chunk]
 
 
 def test_a_command_gets_the_environment_emtool_was_started_with(unlabeled, monkeypatch):

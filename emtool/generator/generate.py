@@ -320,10 +320,11 @@ def generate_one(params, seed, index):
 
     The start is ``random_start``, or ``lattice_start`` for K < 0 with min_start "lattice".
     Two FIRE stages at fixed cell: V_rep alone (removes the overlaps of a random start), then
-    V = V_rep - K S; V_rep's radius is r_ex, or min_exclusion_factor r_ex for K < 0. ``atoms.info`` holds index, seed, start ("random" or the lattice seed),
-    group ("entropy_max" for K > 0, "entropy_min" for K < 0), K (eV, signed), entropy_random
-    (S of the start), entropy_start (S after the first stage), entropy (final S), V_rep (eV),
-    steps (entropy stage), overlap_steps, fmax (eV/Å) and converged (of the entropy stage).
+    V = V_rep - K S; V_rep's radius is r_ex, or min_exclusion_factor r_ex for K < 0.
+    ``atoms.info`` holds index, seed, start ("random" or the lattice seed), group
+    ("entropy_max" for K > 0, "entropy_min" for K < 0), K (eV, signed), entropy_random (S of
+    the start), entropy_start (S after the first stage), entropy (final S), V_rep (eV), steps
+    (entropy stage), overlap_steps, fmax (eV/Å) and converged (of the entropy stage).
     ``params`` must have its descriptor scale set.
     """
     if params.descriptor_scale is None:

@@ -334,7 +334,11 @@ def label_dataset(source, spec=None, output=None, workers=1, scheduler=None, rel
         elif workers <= 1 and not scheduler:
             run_indexed(_label_from_memory, (spec, images), pending, take)
         else:
-            run_indexed(_label_from_file, (spec, str(source)), pending, take, workers, scheduler)
+            # a DFT label takes minutes: ASE calculators and commands go one configuration per
+            # task, so each is journaled as it finishes; potentials in chunks (task overhead)
+            chunk = 1 if spec.kind in ("ase", "command") else 4
+            run_indexed(_label_from_file, (spec, str(source)), pending, take, workers, scheduler,
+                        chunk)
         writer.finish("label", spec.settings())
     for atoms in read_dataset(work):
         images[atoms.info["index"]] = atoms
