@@ -9,6 +9,7 @@ import contextlib
 import logging
 import math
 import os
+import signal
 import time
 
 import numba
@@ -42,15 +43,34 @@ def chunks(indices, size):
     return [indices[k:k + size] for k in range(0, len(indices), size)]
 
 
+#: Whether this worker process is running a task (``_run_chunk``).
+_busy = False
+
+
+def _worker_sigint(signum, frame):
+    """Ctrl-C reaches the workers too (one process group): a busy one stops its task (the
+    parent keeps what finished), an idle one waits for the parent to shut the pool down
+    instead of dying with a traceback while it reads the task queue."""
+    if _busy:
+        raise KeyboardInterrupt
+
+
 def _single_thread():
-    """Worker initializer: one Numba thread per process (parallelism is over processes)."""
+    """Worker initializer: one Numba thread per process (parallelism is over processes);
+    Ctrl-C as ``_worker_sigint`` says."""
+    signal.signal(signal.SIGINT, _worker_sigint)
     os.environ["NUMBA_NUM_THREADS"] = "1"
     import numba
     numba.set_num_threads(1)
 
 
 def _run_chunk(func, args, indices):
-    return [func(*args, index) for index in indices]
+    global _busy
+    _busy = True
+    try:
+        return [func(*args, index) for index in indices]
+    finally:
+        _busy = False
 
 
 def run_indexed(func, args, indices, on_result, workers=1, scheduler=None, chunk=4):

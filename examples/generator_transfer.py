@@ -81,8 +81,35 @@ def fit(model, data, output, epochs, workers):
 
 
 def rmse(model, path, workers):
-    result = evaluate_images(load_potential(model), read_dataset(path), workers, path)
-    return result["energy_rmse"]
+    return evaluate(model, path, workers)["energy_rmse"]
+
+
+def evaluate(model, path, workers):
+    return evaluate_images(load_potential(model), read_dataset(path), workers, path)
+
+
+#: Bands of a configuration's closest pair distance (Å) in ``where_the_errors_are``.
+PAIR_BANDS = (0.0, 2.2, 2.3, 2.5, 2.7, np.inf)
+
+
+def where_the_errors_are(result, path):
+    """Lines of the EM-trained model's energy RMSE (meV/atom) on the DE test part per expert
+    group and per band of each configuration's closest pair distance, with each part's share
+    of the squared error (docs/generator.md, "The K < 0 wall")."""
+    from ase.neighborlist import neighbor_list
+    images = {a.info["index"]: a for a in read_dataset(path)}
+    error = {row["index"]: 1000 * row["rse"] for row in result["rse"]}
+    closest = {k: neighbor_list("d", a, PAIR_BANDS[-2] + 2.0).min() for k, a in images.items()}
+    total = sum(e * e for e in error.values())
+    parts = {}
+    for k, e in error.items():
+        parts.setdefault(f"group {images[k].info['group']}", []).append(e)
+        band = np.searchsorted(PAIR_BANDS, closest[k], side="right") - 1
+        parts.setdefault(f"closest pair {PAIR_BANDS[band]}-{PAIR_BANDS[band + 1]} Å",
+                         []).append(e)
+    return [f"{name}: {len(values)} configurations, RMSE {np.sqrt(np.mean(np.square(values))):.1f} "
+            f"meV/atom, {np.sum(np.square(values)) / total:.1%} of the squared error"
+            for name, values in sorted(parts.items())]
 
 
 def main():
@@ -112,8 +139,11 @@ def main():
         models[name] = args.out / f"{kind}_2j6_{trained_on}_{tag}.json"
         if not models[name].exists():
             fit(args.model, data, models[name], args.epochs, args.workers)
+    em_on_de = evaluate(models["EM"], de_test, args.workers)
+    for line in where_the_errors_are(em_on_de, de_test):
+        log(f"EM-trained on DE test, {line}")
     row = dict(settings=settings, key=key, n=args.n, labeler=args.labeler, model=args.model,
-               em_on_de=rmse(models["EM"], de_test, args.workers),
+               em_on_de=em_on_de["energy_rmse"],
                de_on_de=rmse(models["DE"], de_test, args.workers),
                de_on_em=rmse(models["DE"], em, args.workers))
     row["em_over_de_on_de"] = row["em_on_de"] / row["de_on_de"]
