@@ -92,6 +92,20 @@ def evaluate(model, path, workers):
 PAIR_BANDS = (0.0, 2.2, 2.3, 2.5, 2.7, np.inf)
 
 
+def ordered_half(path, sample=300):
+    """Line on the first ``sample`` K < 0 configurations of the generated set: the share of
+    their atoms crystalline and of perfect crystals (``generator_study.crystallinity``), and
+    their closest pair distances (5th percentile, median; Å)."""
+    from ase.neighborlist import neighbor_list
+    from generator_study import crystallinity
+    half = [a for a in read_dataset(path) if a.info["K"] < 0][:sample]
+    cryst = np.array([crystallinity(a) for a in half])
+    closest = [neighbor_list("d", a, 4.5).min() for a in half]
+    return (f"K < 0 half ({len(half)} configurations): {cryst[:, 0].mean():.1%} of the atoms "
+            f"crystalline, {np.mean(cryst[:, 1] >= 0.98):.1%} perfect crystals, closest pair "
+            f"{np.percentile(closest, 5):.2f} (5th percentile) / {np.median(closest):.2f} Å")
+
+
 def where_the_errors_are(result, path):
     """Lines of the EM-trained model's energy RMSE (meV/atom) on the DE test part per expert
     group and per band of each configuration's closest pair distance, with each part's share
@@ -131,6 +145,7 @@ def main():
     log(f"generating {args.n} configurations ({settings or 'defaults'}, key {key})")
     generate_dataset(raw, args.n, seed=2027, params=params, workers=args.workers)
     em = labeled(raw, args.out / f"em_{key}_n{args.n}_{tag}.h5", args.labeler, args.workers)
+    log(ordered_half(raw))
     de_train, de_test = de_split(args.out, args.labeler, args.workers)
     kind = "quadratic" if args.model == "quadratic" else f"a1_e{args.epochs}"
     models = {}

@@ -203,8 +203,7 @@ class GeneratorParams:
         """Documented lower bound (Å) of every pair distance in generated configurations:
         0.85 of the smallest radius V_rep has in the job (V_rep is a soft wall; the entropy
         force compresses it slightly)."""
-        return PAIR_BOUND * min(self.exclusion_radius_of(sign) for sign in (1.0, -1.0)
-                                if self.sign in ("both", "max" if sign > 0 else "min"))
+        return PAIR_BOUND * self.exclusion_radius_of(1.0 if self.sign == "max" else -1.0)
 
     def exclusion_radius_of(self, sign):
         """V_rep's radius (Å) in the relaxation of a configuration with K of ``sign``."""
